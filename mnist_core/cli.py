@@ -1,0 +1,155 @@
+"""Command line: python -m mnist_core {train,evaluate,devices} ..."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import threading
+import time
+
+from mnist_core.model import PRESETS
+from mnist_core.precision import CHOICES as PRECISIONS
+from mnist_core.training import SCHEDULES, TrainConfig
+
+BAR_WIDTH = 30
+
+
+def _positive_or_none(text: str) -> int | None:
+    return None if text.lower() in ("none", "all", "0") else int(text)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m mnist_core", description="Train, evaluate and inspect MNIST CNNs.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train a model on MNIST and report its test accuracy",
+                       description="Train a model. Unset flags take the preset's recipe "
+                                   "(seed: the TensorFlow tutorial, batch 32, Adam 1e-3, 10 epochs).")
+    t.add_argument("--preset", default="seed", choices=list(PRESETS), help="network and default recipe (default: seed)")
+    t.add_argument("--epochs", type=int, help="full passes over the training images")
+    t.add_argument("--batch-size", type=int, help="images per gradient step")
+    t.add_argument("--learning-rate", type=float, help="Adam learning rate (the peak for onecycle)")
+    t.add_argument("--schedule", choices=SCHEDULES, help="constant rate, or onecycle: warm-up then cosine decay")
+    t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
+    t.add_argument("--train-subset", type=_positive_or_none, help="use only the first N training images")
+    t.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")
+    t.add_argument("--precision", choices=PRECISIONS, help="float32, mixed precision, or auto (per machine)")
+    t.add_argument("--steps-per-execution", type=int, help="batches per compiled call")
+    t.add_argument("--no-deterministic", dest="deterministic", action="store_false", default=None,
+                   help="allow non-deterministic TensorFlow ops")
+    t.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
+    t.add_argument("--out", help="save the trained model here (.keras, with a .json sidecar)")
+    t.add_argument("--dry-run", action="store_true",
+                   help="a fast check for CI: 1 epoch on 1,000 training and 500 test images")
+
+    e = sub.add_parser("evaluate", help="test accuracy and per-class accuracy of a saved model")
+    e.add_argument("model", help="a .keras file")
+    e.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
+    e.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")
+
+    sub.add_parser("devices", help="the GPU set-up: devices seen, device used, memory growth")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
+                 if f.name != "preset" and getattr(args, f.name, None) is not None}
+    if args.dry_run:
+        overrides = {"epochs": 1, "train_subset": 1000, "test_subset": 500, **overrides}
+    return TrainConfig.for_preset(args.preset, **overrides)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from mnist_core.gpu import configure_gpu
+    from mnist_core.progress import TrainingProgress
+    from mnist_core.store import save_model
+    from mnist_core.training import train
+
+    config = config_from_args(args)
+    print(configure_gpu().describe(), file=sys.stderr)
+    print("config: " + " ".join(f"{k}={v}" for k, v in config.to_dict().items()), file=sys.stderr)
+    progress, stop = TrainingProgress(), threading.Event()
+    outcome: dict = {}
+    worker = threading.Thread(target=lambda: outcome.update(result=train(config, progress, stop)), daemon=True)
+    worker.start()
+    try:
+        _follow(progress, worker)
+    except KeyboardInterrupt:
+        stop.set()
+        print("\nstopping after this batch...", file=sys.stderr)
+        worker.join()
+    if "result" not in outcome:
+        return 1  # the worker raised; its traceback is already on stderr
+    result = outcome["result"]
+    print(result.message, file=sys.stderr)
+    if args.out:
+        if result.usable:
+            save_model(result.model, args.out, config=config.to_dict(), test_accuracy=result.test_accuracy,
+                       seconds=result.seconds)
+            print(f"saved {args.out}", file=sys.stderr)
+        else:
+            print(f"not saved: {result.message}", file=sys.stderr)
+    if result.test_accuracy is None:
+        print(f"test_accuracy=nan seconds={result.seconds:.1f}")
+        return 1
+    print(f"test_accuracy={result.test_accuracy:.4f} seconds={result.seconds:.1f}")
+    return 0 if result.status != "failed" else 1
+
+
+def _follow(progress, worker: threading.Thread) -> None:
+    """Draw a progress bar on stderr and print a line per finished epoch."""
+    printed = 0
+    while worker.is_alive():
+        worker.join(0.25)
+        snap = progress.snapshot()
+        for point in snap.epochs_done[printed:]:
+            print(f"\repoch {point.epoch}/{snap.epochs}: loss={point.loss:.4f} accuracy={point.accuracy:.4f} "
+                  f"val_loss={point.val_loss:.4f} val_accuracy={point.val_accuracy:.4f}" + " " * 10,
+                  file=sys.stderr)
+        printed = len(snap.epochs_done)
+        if snap.status == "running":
+            filled = int(BAR_WIDTH * snap.fraction)
+            eta = "" if snap.eta_seconds is None else f" ETA {snap.eta_seconds:4.0f}s"
+            print(f"\r[{'#' * filled}{'.' * (BAR_WIDTH - filled)}] epoch {snap.epoch}/{snap.epochs} "
+                  f"batch {snap.batch}/{snap.batches_per_epoch} {snap.images_per_sec:6.0f} img/s{eta} ",
+                  end="", file=sys.stderr, flush=True)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from mnist_core import data
+    from mnist_core.evaluate import evaluate
+    from mnist_core.predict import Predictor
+
+    predictor = Predictor.load(args.model)
+    _, test_split = data.load_mnist(args.data_path)
+    x, y = data.subset(test_split, args.test_subset)
+    result = evaluate(predictor, x.astype("float32") / 255.0, y)
+    for digit, acc in enumerate(result.per_class_accuracy):
+        print(f"digit {digit}: accuracy={acc:.4f} ({result.confusion[digit].sum()} images)")
+    print(f"test_accuracy={result.accuracy:.4f}")
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace) -> int:
+    from mnist_core.gpu import configure_gpu
+    from mnist_core.precision import resolve_precision
+
+    info = configure_gpu()
+    print(info.describe())
+    for name in info.gpus_seen:
+        print(f"seen: {name}")
+    for note in info.notes:
+        print(f"note: {note}")
+    print(f"precision for auto: {resolve_precision('auto')}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "devices": cmd_devices}[args.command]
+    try:
+        return handler(args)
+    except (ValueError, RuntimeError) as exc:  # clear messages for bad flags, data or model files
+        print(f"error: {exc}", file=sys.stderr)
+        return 2

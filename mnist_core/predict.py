@@ -1,0 +1,58 @@
+"""Prediction: softmax probabilities through one compiled function with a fixed signature."""
+
+from __future__ import annotations
+
+import os
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+from mnist_core.store import load_model
+
+
+class Predictor:
+    """Holds a model; predict_proba() takes one (28, 28) image or a batch (N, 28, 28) in [0, 1]."""
+
+    def __init__(self, model: keras.Model) -> None:
+        self.model = model
+
+        # One trace serves every batch size; model.predict would rebuild a dataset per call.
+        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)], reduce_retracing=True)
+        def _proba(x):
+            return tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), axis=-1)
+
+        self._proba = _proba
+
+    @classmethod
+    def load(cls, path: str | os.PathLike | None = None) -> "Predictor":
+        """From a .keras file; None is the project's shipped default model."""
+        return cls(load_model(path))
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+        """Probabilities (N, 10), rows summing to 1."""
+        batch = as_batch(x)
+        if len(batch) <= batch_size:
+            return self._proba(batch).numpy()
+        return np.concatenate([self._proba(batch[i:i + batch_size]).numpy()
+                               for i in range(0, len(batch), batch_size)])
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """The most probable digit for each image, shape (N,)."""
+        return self.predict_proba(x).argmax(axis=1)
+
+
+def as_batch(x: np.ndarray) -> np.ndarray:
+    """(28, 28), (N, 28, 28) or (N, 28, 28, 1) floats in [0, 1] -> float32 (N, 28, 28, 1)."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise ValueError(f"Images must be floats in [0, 1], got dtype {x.dtype} (divide uint8 pixels by 255)")
+    if x.shape == (28, 28):
+        x = x[np.newaxis]
+    if x.ndim == 4 and x.shape[1:] == (28, 28, 1):
+        x = x[..., 0]
+    if x.ndim != 3 or x.shape[1:] != (28, 28):
+        raise ValueError(f"Expected one (28, 28) image or a batch (N, 28, 28), got shape {x.shape}")
+    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+        raise ValueError("Image values must lie in [0, 1]")
+    return np.ascontiguousarray(x, dtype=np.float32)[..., np.newaxis]

@@ -1,0 +1,122 @@
+"""Model storage: atomic .keras files with a JSON sidecar of how the model was made."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.keras"  # shipped, trained by the CLI
+
+
+class ModelFileError(RuntimeError):
+    """A model file is missing, corrupt or not a Keras model."""
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The sidecar: what a stored model is and how it was made."""
+
+    path: Path
+    preset: str
+    test_accuracy: float | None
+    seconds: float | None
+    trained_at: str  # ISO 8601, UTC
+    tensorflow: str
+    config: dict
+
+    @property
+    def label(self) -> str:
+        acc = "?" if self.test_accuracy is None else f"{self.test_accuracy:.2%}"
+        return f"{self.preset} · {acc} test accuracy · trained {self.trained_at[:16].replace('T', ' ')} UTC"
+
+
+def sidecar_path(model_path: str | os.PathLike) -> Path:
+    return Path(model_path).with_suffix(".json")
+
+
+def save_model(model: keras.Model, path: str | os.PathLike, *, config: dict, test_accuracy: float | None,
+               seconds: float | None) -> ModelInfo:
+    """Write model and sidecar atomically: temporary files in the same folder, then rename.
+
+    If anything fails, the files already at `path` stay as they were.
+    """
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Model files end in .keras: {path}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    info = ModelInfo(
+        path=path,
+        preset=config.get("preset", "?"),
+        test_accuracy=test_accuracy,
+        seconds=seconds,
+        trained_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        tensorflow=tf.__version__,
+        config=config,
+    )
+    tmp_model = _temp_name(path)
+    tmp_sidecar = _temp_name(sidecar_path(path))
+    try:
+        model.save(tmp_model)
+        tmp_sidecar.write_text(json.dumps(_sidecar_dict(info), indent=2) + "\n")
+        os.replace(tmp_model, path)  # atomic on one file system
+        os.replace(tmp_sidecar, sidecar_path(path))
+    finally:
+        for leftover in (tmp_model, tmp_sidecar):
+            leftover.unlink(missing_ok=True)
+    return info
+
+
+def _temp_name(path: Path) -> Path:
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    os.close(fd)
+    return Path(name)
+
+
+def _sidecar_dict(info: ModelInfo) -> dict:
+    return {
+        "preset": info.preset,
+        "test_accuracy": info.test_accuracy,
+        "seconds": info.seconds,
+        "trained_at": info.trained_at,
+        "tensorflow": info.tensorflow,
+        "config": info.config,
+    }
+
+
+def load_model(path: str | os.PathLike | None = None) -> keras.Model:
+    """Load a .keras file with safe_mode on; None loads the shipped default model."""
+    path = Path(path) if path is not None else DEFAULT_MODEL
+    if not path.is_file():
+        raise ModelFileError(f"Model file not found: {path}")
+    try:
+        return keras.saving.load_model(path, compile=False, safe_mode=True)
+    except Exception as exc:  # zipfile, h5py, JSON and Keras config errors all mean "not a usable model"
+        raise ModelFileError(f"Model file {path} is corrupt or not a Keras model: {exc}") from exc
+
+
+def read_info(path: str | os.PathLike | None = None) -> ModelInfo:
+    """The sidecar of a model file; a model without one is described as unknown."""
+    path = Path(path) if path is not None else DEFAULT_MODEL
+    side = sidecar_path(path)
+    try:
+        d = json.loads(side.read_text())
+    except FileNotFoundError:
+        d = {}
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"Model sidecar {side} is unreadable: {exc}") from exc
+    return ModelInfo(
+        path=path,
+        preset=d.get("preset", "unknown"),
+        test_accuracy=d.get("test_accuracy"),
+        seconds=d.get("seconds"),
+        trained_at=d.get("trained_at", "unknown"),
+        tensorflow=d.get("tensorflow", "unknown"),
+        config=d.get("config", {}),
+    )

@@ -1,0 +1,158 @@
+"""Training: one frozen config in, a result with the model, history and test metrics out."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from mnist_core import data
+from mnist_core.gpu import distribution_strategy
+from mnist_core.model import PRESETS, build_model, compile_model
+from mnist_core.precision import resolve_precision
+from mnist_core.progress import EpochPoint, ProgressCallback, TrainingProgress
+
+SCHEDULES = ("constant", "onecycle")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a training run. The defaults are the TensorFlow tutorial's recipe."""
+
+    preset: str = "seed"  # network from mnist_core.model.PRESETS
+    epochs: int = 10  # full passes over the training images
+    batch_size: int = 32  # images per gradient step
+    learning_rate: float = 1e-3  # Adam's rate (the peak rate for "onecycle")
+    schedule: str = "constant"  # "constant", or "onecycle": linear warm-up then cosine decay to 0
+    seed: int = 42  # seeds weights, shuffling and augmentation
+    train_subset: int | None = None  # use only the first N training images (None = all 60,000)
+    test_subset: int | None = None  # use only the first N test images (None = all 10,000)
+    precision: str = "float32"  # "float32", "mixed_bfloat16", "mixed_float16" or "auto" (per machine)
+    steps_per_execution: int = 1  # batches per compiled call; progress and stop act at this grain
+    deterministic: bool = True  # TensorFlow op determinism: same seed, same metrics
+    data_path: str | None = None  # MNIST .npz (None = $MNIST_NPZ or the vendored copy)
+
+    def __post_init__(self) -> None:
+        if self.preset not in PRESETS:
+            raise ValueError(f"Unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        if self.schedule not in SCHEDULES:
+            raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
+        for name in ("epochs", "batch_size", "steps_per_execution"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
+        for name in ("train_subset", "test_subset"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1 or None, got {getattr(self, name)}")
+        if not self.learning_rate > 0:
+            raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+
+    @classmethod
+    def for_preset(cls, name: str, **overrides) -> "TrainConfig":
+        """The preset's own recipe, with any field overridden."""
+        if name not in PRESETS:
+            raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+        p = PRESETS[name]
+        recipe = dict(preset=name, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
+                      schedule=p.schedule, precision=p.precision)
+        return cls(**{**recipe, **overrides})
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    model: keras.Model
+    config: TrainConfig
+    status: str  # "completed" | "stopped" | "failed"
+    message: str  # why it ended, in words
+    history: tuple[EpochPoint, ...]  # one point per full epoch
+    test_loss: float | None  # None when there was nothing worth evaluating
+    test_accuracy: float | None
+    seconds: float  # wall time of training, per-epoch validation included
+    precision: str  # the precision actually used
+
+    @property
+    def full_epochs(self) -> int:
+        return len(self.history)
+
+    @property
+    def usable(self) -> bool:
+        """Worth keeping: at least one full epoch and finite test metrics."""
+        return self.status != "failed" and self.full_epochs > 0 and self.test_accuracy is not None
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
+    if config.schedule == "constant":
+        return config.learning_rate
+    total = config.epochs * steps_per_epoch
+    warmup = max(1, int(0.25 * total))  # a quarter of the run rising to the peak
+    return keras.optimizers.schedules.CosineDecay(
+        initial_learning_rate=config.learning_rate / 25,  # one-cycle's usual start, peak / 25
+        decay_steps=max(1, total - warmup),
+        warmup_target=config.learning_rate,
+        warmup_steps=warmup,
+    )
+
+
+def train(config: TrainConfig, progress: TrainingProgress | None = None,
+          stop: threading.Event | None = None) -> TrainResult:
+    """Train one model on MNIST; validation on the test split after every full epoch.
+
+    `progress` receives live metrics; setting `stop` ends training within one batch
+    (steps_per_execution batches) and the result says it was stopped.
+    """
+    progress = progress or TrainingProgress()
+    progress.set_message("loading MNIST")
+    train_split, test_split = data.load_mnist(config.data_path)
+    x_train, y_train = data.subset(train_split, config.train_subset)
+    x_test, y_test = data.subset(test_split, config.test_subset)
+
+    keras.utils.set_random_seed(config.seed)  # python, numpy and TensorFlow seeds
+    if config.deterministic:
+        tf.config.experimental.enable_op_determinism()
+    precision = resolve_precision(config.precision)
+    steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
+    train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
+    test_ds = data.make_dataset(x_test, y_test, 256, shuffle=False, seed=config.seed)
+
+    progress.set_message("building the network")
+    with distribution_strategy().scope():
+        model = build_model(config.preset, dtype=precision)
+        optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch))
+        compile_model(model, optimizer, steps_per_execution=config.steps_per_execution)
+
+    callback = ProgressCallback(progress, stop, config.epochs, steps_per_epoch, config.batch_size,
+                                validation=test_ds)
+    started = time.perf_counter()
+    model.fit(train_ds, epochs=config.epochs, callbacks=[callback], verbose=0, shuffle=False)  # shuffled by tf.data
+    seconds = time.perf_counter() - started
+    history = tuple(progress.snapshot().epochs_done)
+
+    if callback.stop_reason == "nan":
+        status, message = "failed", f"Training failed: {callback.nan_message}; the model was not kept."
+        test_loss = test_acc = None
+    else:
+        if callback.full_epochs == 0:
+            test_loss = test_acc = None
+        elif history and callback.stop_reason is None:
+            test_loss, test_acc = history[-1].val_loss, history[-1].val_accuracy  # the last epoch's check
+        else:
+            progress.set_message("evaluating on the test set")
+            scores = model.evaluate(test_ds, verbose=0, return_dict=True)
+            test_loss, test_acc = float(scores["loss"]), float(scores["accuracy"])
+        if callback.stop_reason == "stopped":
+            status = "stopped"
+            message = f"Stopped by request after {callback.full_epochs} full epoch(s)."
+        else:
+            status, message = "completed", f"Completed {config.epochs} epoch(s)."
+        if test_loss is not None and not math.isfinite(test_loss):
+            status, message = "failed", f"Training failed: test loss is {test_loss}; the model was not kept."
+    progress.finish(status, message)
+    return TrainResult(model=model, config=config, status=status, message=message, history=history,
+                       test_loss=test_loss, test_accuracy=test_acc, seconds=seconds, precision=precision)
