@@ -76,6 +76,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, *, config: dict, tes
 def _temp_name(path: Path) -> Path:
     fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
     os.close(fd)
+    os.chmod(name, 0o644)  # mkstemp's 0600 would survive the rename
     return Path(name)
 
 
