@@ -1,0 +1,164 @@
+"""Turn canvas drawings and uploaded pictures into MNIST-like 28x28 images.
+
+MNIST's recipe (LeCun et al.): the ink is cropped, scaled with anti-aliasing so its longer
+side fills a 20x20 box (aspect ratio kept), and placed in a 28x28 frame so that its centre
+of mass sits at the frame's centre. Both public entry points share that one path.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import warnings
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+SIZE = 28  # output frame, pixels
+BOX = 20  # the ink's longer side after scaling, pixels
+# Where the centre of mass goes, 0-based (row, col) pixel indices: MNIST's training digits average (13.99, 14.00).
+CENTRE = 14.0
+INK_THRESHOLD = 0.1  # ink below this (0..1) is noise: ignored for the bounding box and zeroed
+MIN_INK_PIXELS = 12  # fewer ink pixels than this is a speck, not a digit...
+MIN_INK_FRACTION = 0.001  # ...as is less ink than this share of the picture's area
+MIN_EXTENT = 3  # a digit's ink spans at least this many pixels along its longer side
+RESAMPLE = Image.Resampling.BOX  # area averaging: the anti-aliasing MNIST's size normalisation used
+MAX_SIDE = 1024  # uploads are downscaled to at most this many pixels per side first, to stay fast
+LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights, as PIL's convert("L")
+
+UPLOAD_FORMATS = ("PNG", "JPEG")  # PIL format names; uploads in any other format are refused
+
+
+class ImageUploadError(ValueError):
+    """An uploaded file is not a usable picture; the message is meant for the user."""
+
+
+def preprocess_drawing(rgba: np.ndarray) -> np.ndarray | None:
+    """A canvas drawing (white ink on black) -> float32 (28, 28) in [0, 1], or None if nothing is drawn.
+
+    Takes (H, W, 4) RGBA, (H, W, 3) RGB or (H, W) grey, integers in 0..255 or floats in [0, 1].
+    The ink is luminance times alpha, so a transparent or an opaque black background both read as no ink.
+    """
+    a = np.asarray(rgba)
+    if a.ndim not in (2, 3) or (a.ndim == 3 and a.shape[2] not in (3, 4)):
+        raise ValueError(f"Expected an (H, W), (H, W, 3) or (H, W, 4) image, got shape {a.shape}")
+    scale = 1 / 255 if np.issubdtype(a.dtype, np.integer) else 1.0  # 0..255 -> [0, 1]
+    if a.ndim == 2:
+        ink = a.astype(np.float32) * scale
+    else:
+        ink = a[..., :3] @ (LUMA * np.float32(scale))  # luminance in [0, 1]
+        if a.shape[2] == 4:
+            ink *= a[..., 3] * np.float32(scale)
+    return _to_mnist(ink)
+
+
+def preprocess_image(image: Image.Image) -> np.ndarray | None:
+    """An uploaded picture -> float32 (28, 28) in [0, 1] like preprocess_drawing, or None if it shows no ink.
+
+    Any PIL mode. Dark ink on a light background (paper) is inverted; the background level is
+    subtracted and the contrast stretched, so photos of paper work too.
+    """
+    grey = _grey(image)
+    border = np.concatenate([grey[0], grey[-1], grey[:, 0], grey[:, -1]])
+    background = float(np.median(border))
+    if background > 0.5:  # light background: dark ink on paper, so invert
+        grey, background = 1.0 - grey, 1.0 - background
+    ink = grey - background
+    contrast = float(ink.max())
+    if contrast < INK_THRESHOLD:  # a blank picture; stretching would only amplify noise
+        return None
+    return _to_mnist(ink / contrast)
+
+
+def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int = 40_000_000) -> Image.Image:
+    """Open uploaded bytes as a fully decoded PIL image (EXIF rotation applied), or raise ImageUploadError."""
+    accepted = " or ".join(UPLOAD_FORMATS)
+    if not data:
+        raise ImageUploadError("The uploaded file is empty.")
+    if len(data) > max_bytes:
+        raise ImageUploadError(f"The file is too large ({len(data) / 2**20:.3g} MB); "
+                               f"the limit is {max_bytes / 2**20:.3g} MB.")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's own limit, as an error
+            image = Image.open(io.BytesIO(data))
+            if image.format not in UPLOAD_FORMATS:
+                raise ImageUploadError(f"{image.format} pictures are not supported; please upload a {accepted} file.")
+            if image.width * image.height > max_pixels:
+                raise ImageUploadError(f"The picture is too large ({image.width}x{image.height} pixels); "
+                                       f"the limit is {max_pixels:,} pixels.")
+            image.load()  # decode now, so corrupt and truncated files fail here and not later
+            ImageOps.exif_transpose(image, in_place=True)  # phone photos: turn upright as the camera was held
+            return image
+    except ImageUploadError:
+        raise
+    except UnidentifiedImageError as exc:
+        raise ImageUploadError(f"This file is not a picture PIL can read; please upload a {accepted} file.") from exc
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as exc:
+        raise ImageUploadError("The picture has too many pixels to open safely.") from exc
+    except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL's errors for corrupt or truncated data
+        raise ImageUploadError(f"The picture is damaged or incomplete and cannot be read ({exc}).") from exc
+
+
+def _grey(image: Image.Image) -> np.ndarray:
+    """Any PIL image -> float32 (H, W) grey in [0, 1], at most MAX_SIDE a side, transparency filled with background."""
+    if image.mode in ("P", "PA", "1"):  # palette indices and bits do not average: expand them first
+        has_alpha = image.mode == "PA" or "transparency" in image.info
+        image = image.convert("RGBA" if has_alpha else "L")
+    elif image.mode.startswith("I;16"):
+        image = image.convert("I")
+    factor = math.ceil(max(image.size) / MAX_SIDE)
+    if factor > 1:
+        image = image.reduce(factor)  # area averaging, before any per-pixel work
+    if image.mode in ("I", "F"):  # high bit depth: stretch its own range
+        grey = np.asarray(image, dtype=np.float32)
+        low, high = float(grey.min()), float(grey.max())
+        return (grey - low) / (high - low) if high > low else np.zeros_like(grey)
+    grey, alpha = (np.asarray(c, dtype=np.float32) / 255 for c in image.convert("LA").split())
+    if alpha.min() == 1.0:
+        return grey
+    opaque = alpha > 0.5
+    ink_is_light = bool(opaque.any()) and float(np.median(grey[opaque])) > 0.5
+    # Transparent areas are background: pick the shade the visible ink stands out against.
+    fill = 0.0 if ink_is_light else 1.0
+    return grey * alpha + fill * (1 - alpha)
+
+
+def _to_mnist(ink: np.ndarray) -> np.ndarray | None:
+    """Ink in [0, 1] (H, W) -> crop, scale to the 20 px box, centre by mass in 28x28; None for no digit."""
+    mask = ink > INK_THRESHOLD
+    rows = np.flatnonzero(mask.any(axis=1))
+    cols = np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
+    h, w = bottom - top, right - left
+    crop_mask = mask[top:bottom, left:right]
+    count = int(np.count_nonzero(crop_mask))
+    if count < max(MIN_INK_PIXELS, MIN_INK_FRACTION * ink.size) or max(h, w) < MIN_EXTENT:
+        return None
+    crop = np.where(crop_mask, ink[top:bottom, left:right], 0).astype(np.float32, copy=False)
+    s = BOX / max(h, w)  # output pixels per source pixel
+
+    # Centre of mass of the crop, in continuous source coordinates (pixel i spans [i, i+1]).
+    mass = crop.sum()
+    cy = float(crop.sum(axis=1) @ np.arange(h, dtype=np.float32)) / mass + 0.5
+    cx = float(crop.sum(axis=0) @ np.arange(w, dtype=np.float32)) / mass + 0.5
+    # Output pixel j of a resampled region starting at frame index `off` covers source
+    # [x0 + j/s, x0 + (j+1)/s]; choose x0 so the centre of mass lands on frame pixel CENTRE's centre.
+    off_y = math.floor(CENTRE + 0.5 - cy * s)
+    off_x = math.floor(CENTRE + 0.5 - cx * s)
+    y0 = cy - (CENTRE + 0.5 - off_y) / s  # in (-1/s, 0]
+    x0 = cx - (CENTRE + 0.5 - off_x) / s
+    out_h, out_w = math.ceil((h - y0) * s), math.ceil((w - x0) * s)
+    pad = math.ceil(1 / s) + 1  # source margin so the resampled region lies inside the padded crop
+    padded = Image.fromarray(np.pad(crop, pad))
+    small = np.asarray(padded.resize((out_w, out_h), RESAMPLE,
+                                     box=(x0 + pad, y0 + pad, x0 + pad + out_w / s, y0 + pad + out_h / s)))
+
+    frame = np.zeros((SIZE, SIZE), dtype=np.float32)
+    fy0, fx0 = max(off_y, 0), max(off_x, 0)  # clip the region to the frame
+    fy1, fx1 = min(off_y + out_h, SIZE), min(off_x + out_w, SIZE)
+    frame[fy0:fy1, fx0:fx1] = small[fy0 - off_y:fy1 - off_y, fx0 - off_x:fx1 - off_x]
+    np.clip(frame, 0, None, out=frame)  # resampling filters with negative lobes can undershoot
+    return frame / frame.max()
