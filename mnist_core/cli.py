@@ -71,7 +71,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     print("config: " + " ".join(f"{k}={v}" for k, v in config.to_dict().items()), file=sys.stderr)
     progress, stop = TrainingProgress(), threading.Event()
     outcome: dict = {}
-    worker = threading.Thread(target=lambda: outcome.update(result=train(config, progress, stop)), daemon=True)
+
+    def work():
+        try:
+            outcome["result"] = train(config, progress, stop)
+        except Exception as exc:  # re-raised below, so a bad --data-path reads as a clear error, not a traceback
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=work, daemon=True)
     worker.start()
     try:
         _follow(progress, worker)
@@ -79,8 +86,10 @@ def cmd_train(args: argparse.Namespace) -> int:
         stop.set()
         print("\nstopping after this batch...", file=sys.stderr)
         worker.join()
+    if "error" in outcome:
+        raise outcome["error"]
     if "result" not in outcome:
-        return 1  # the worker raised; its traceback is already on stderr
+        return 1  # the worker died some other way
     result = outcome["result"]
     print(result.message, file=sys.stderr)
     if args.out:

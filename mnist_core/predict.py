@@ -32,6 +32,8 @@ class Predictor:
     def predict_proba(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
         """Probabilities (N, 10), rows summing to 1."""
         batch = as_batch(x)
+        if len(batch) == 0:
+            return np.zeros((0, 10), np.float32)  # TensorFlow's convolutions reject an empty batch
         if len(batch) <= batch_size:
             return self._proba(batch).numpy()
         return np.concatenate([self._proba(batch[i:i + batch_size]).numpy()
@@ -53,6 +55,6 @@ def as_batch(x: np.ndarray) -> np.ndarray:
         x = x[..., 0]
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise ValueError(f"Expected one (28, 28) image or a batch (N, 28, 28), got shape {x.shape}")
-    if x.size and (np.nanmin(x) < 0 or np.nanmax(x) > 1 or np.isnan(x).any()):
+    if x.size and (np.isnan(x).any() or x.min() < 0 or x.max() > 1):
         raise ValueError("Image values must lie in [0, 1]")
     return np.ascontiguousarray(x, dtype=np.float32)[..., np.newaxis]

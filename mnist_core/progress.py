@@ -88,8 +88,8 @@ class TrainingProgress:
     def record_batch(self, batch: int, loss: float, accuracy: float) -> None:
         now = time.monotonic()
         with self._lock:
+            self._step += max(batch - self._batch, 1)  # global batch number, also with steps_per_execution > 1
             self._batch = batch
-            self._step += 1
             seconds = now - (self._epoch_started or now)
             if seconds > 0:
                 self._images_per_sec = batch * self._batch_size / seconds
@@ -157,7 +157,9 @@ class ProgressCallback(keras.callbacks.Callback):
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
         loss = float(logs.get("loss", math.nan))
-        done = batch + 1  # Keras passes the index of the last batch run (several with steps_per_execution)
+        # Keras passes the index of the last batch run (several with steps_per_execution), unclipped
+        # at an epoch's short last call.
+        done = min(batch + 1, self.batches_per_epoch)
         self.progress.record_batch(done, loss, float(logs.get("accuracy", math.nan)))
         if not math.isfinite(loss):
             self.stop_reason = "nan"

@@ -14,7 +14,7 @@ import tensorflow as tf
 from mnist_core import data
 from mnist_core.gpu import distribution_strategy
 from mnist_core.model import PRESETS, build_model, compile_model
-from mnist_core.precision import resolve_precision
+from mnist_core.precision import CHOICES as PRECISIONS, resolve_precision
 from mnist_core.progress import EpochPoint, ProgressCallback, TrainingProgress
 
 SCHEDULES = ("constant", "onecycle")
@@ -50,6 +50,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be at least 1 or None, got {getattr(self, name)}")
         if not self.learning_rate > 0:
             raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"Unknown precision {self.precision!r}; choose one of {', '.join(PRECISIONS)}")
 
     @classmethod
     def for_preset(cls, name: str, **overrides) -> "TrainConfig":

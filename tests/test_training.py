@@ -1,0 +1,235 @@
+"""mnist_core.training: the config, real short runs, stop, determinism, NaN handling, schedules."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import threading
+import time
+
+import keras
+import numpy as np
+import pytest
+
+from mnist_core.model import PRESETS
+from mnist_core.precision import resolve_precision
+from mnist_core.progress import EpochPoint, TrainingProgress
+from mnist_core.training import SCHEDULES, TrainConfig, learning_rate_schedule, train
+
+# ---------------------------------------------------------------- the config
+
+
+def test_defaults_are_the_tutorials_recipe():
+    c = TrainConfig()
+    assert (c.preset, c.epochs, c.batch_size, c.learning_rate, c.schedule) == ("seed", 10, 32, 1e-3, "constant")
+    assert c.seed == 42 and c.precision == "float32" and c.deterministic is True
+    assert c.train_subset is None and c.test_subset is None and c.data_path is None
+    assert c.steps_per_execution == 1
+    assert c == TrainConfig.for_preset("seed")  # the seed preset's recipe is the default
+
+
+def test_config_is_frozen():
+    c = TrainConfig()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        c.epochs = 3
+    assert c.epochs == 10
+
+
+@pytest.mark.parametrize("field, value, words", [
+    ("preset", "huge", "huge"),
+    ("schedule", "cyclic", "cyclic"),
+    ("epochs", 0, "epochs"),
+    ("batch_size", 0, "batch_size"),
+    ("batch_size", -32, "batch_size"),
+    ("steps_per_execution", 0, "steps_per_execution"),
+    ("train_subset", 0, "train_subset"),
+    ("test_subset", -5, "test_subset"),
+    ("learning_rate", 0.0, "learning_rate"),
+    ("learning_rate", -1e-3, "learning_rate"),
+    ("learning_rate", math.nan, "learning_rate"),
+    ("precision", "float64", "float64"),
+])
+def test_invalid_configs_are_refused(field, value, words):
+    with pytest.raises(ValueError, match=words):
+        TrainConfig(**{field: value})
+
+
+def test_unknown_preset_lists_choices():
+    with pytest.raises(ValueError) as err:
+        TrainConfig(preset="huge")
+    assert all(name in str(err.value) for name in PRESETS)
+    with pytest.raises(ValueError, match="huge"):
+        TrainConfig.for_preset("huge")
+
+
+def test_for_preset_and_overrides():
+    fast = TrainConfig.for_preset("fast")
+    p = PRESETS["fast"]
+    assert (fast.preset, fast.epochs, fast.batch_size, fast.learning_rate, fast.schedule, fast.precision) == (
+        "fast", p.epochs, p.batch_size, p.learning_rate, p.schedule, p.precision)
+    assert fast.schedule == "onecycle" and fast.precision == "auto"
+    best = TrainConfig.for_preset("best", epochs=1, seed=7, train_subset=100)
+    assert (best.preset, best.epochs, best.seed, best.train_subset) == ("best", 1, 7, 100)
+    assert best.batch_size == PRESETS["best"].batch_size  # untouched fields keep the recipe
+    with pytest.raises(ValueError, match="epochs"):
+        TrainConfig.for_preset("fast", epochs=0)  # overrides are validated too
+
+
+def test_to_dict_round_trip():
+    c = TrainConfig.for_preset("best", epochs=2, train_subset=123)
+    d = c.to_dict()
+    assert d["preset"] == "best" and d["epochs"] == 2 and d["train_subset"] == 123
+    assert set(d) == {f.name for f in dataclasses.fields(TrainConfig)}
+    assert TrainConfig(**d) == c
+
+
+# ---------------------------------------------------------------- a real short run
+
+
+def test_short_run_learns(trained):
+    r = trained.result
+    assert r.status == "completed" and r.usable
+    assert r.config == trained.config
+    assert r.test_accuracy > 0.90
+    assert r.full_epochs == 1 and len(r.history) == 1
+    point = r.history[0]
+    assert isinstance(point, EpochPoint) and point.epoch == 1
+    for value in (point.loss, point.accuracy, point.val_loss, point.val_accuracy):
+        assert math.isfinite(value)
+    assert 0 < point.loss < 2.3 and 0.5 < point.accuracy <= 1  # better than chance (ln 10 = 2.30)
+    assert r.test_accuracy == point.val_accuracy and r.test_loss == point.val_loss  # the last epoch's check
+    assert r.precision == "float32"
+    assert r.seconds > 0
+    assert "Completed" in r.message
+
+
+def test_short_run_progress_is_filled(trained):
+    s = trained.snapshot
+    steps = math.ceil(trained.config.train_subset / trained.config.batch_size)  # 157
+    assert s.status == "completed" and s.finished
+    assert (s.epoch, s.epochs, s.batch, s.batches_per_epoch) == (1, 1, steps, steps)
+    assert len(s.batches) == steps
+    assert [b.step for b in s.batches] == list(range(1, steps + 1))
+    assert s.batches[-1].epoch_float == pytest.approx(1.0)
+    assert all(math.isfinite(b.loss) and 0 <= b.accuracy <= 1 for b in s.batches)
+    assert s.epochs_done == trained.result.history
+    assert s.images_per_sec > 0
+    assert s.fraction == 1.0
+    assert s.eta_seconds is None
+    assert s.elapsed_seconds > 0
+
+
+def _stop_when(progress: TrainingProgress, stop: threading.Event, condition, record: dict) -> threading.Thread:
+    """A watcher thread that sets `stop` once `condition(snapshot)` holds, then records the step count."""
+
+    def watch():
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            snap = progress.snapshot()
+            if snap.finished:
+                return
+            if condition(snap):
+                stop.set()
+                # read after setting: every batch recorded from now on saw the flag, except one in flight
+                record["steps_at_stop"] = len(progress.snapshot().batches)
+                return
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_stop_within_one_batch_before_a_full_epoch():
+    config = TrainConfig(train_subset=2000, test_subset=200, epochs=2)  # 63 batches per epoch
+    progress, stop, record = TrainingProgress(), threading.Event(), {}
+    watcher = _stop_when(progress, stop, lambda s: s.batch >= 3, record)
+    result = train(config, progress, stop)
+    watcher.join(5)
+    assert "steps_at_stop" in record, "training ended before the stop was requested"
+    snap = progress.snapshot()
+    assert 3 <= len(snap.batches) <= record["steps_at_stop"] + 1
+    assert len(snap.batches) < 63
+    assert result.status == "stopped" and snap.status == "stopped"
+    assert "Stopped" in result.message and "0 full epoch" in result.message
+    assert result.full_epochs == 0 and result.history == ()
+    assert result.test_accuracy is None and result.test_loss is None
+    assert not result.usable
+
+
+def test_stop_after_a_full_epoch_keeps_a_usable_model():
+    config = TrainConfig(train_subset=1000, test_subset=200, epochs=3)  # 32 batches per epoch
+    progress, stop, record = TrainingProgress(), threading.Event(), {}
+    # once epoch 1 is done and validated, a few batches into the next one
+    watcher = _stop_when(progress, stop, lambda s: len(s.epochs_done) >= 1 and s.epoch > len(s.epochs_done)
+                         and s.batch >= 1, record)
+    result = train(config, progress, stop)
+    watcher.join(5)
+    assert "steps_at_stop" in record
+    assert len(progress.snapshot().batches) <= record["steps_at_stop"] + 1
+    assert result.status == "stopped"
+    assert 1 <= result.full_epochs < 3 and len(result.history) == result.full_epochs
+    assert f"{result.full_epochs} full epoch" in result.message
+    assert result.test_accuracy is not None and 0 <= result.test_accuracy <= 1  # evaluated after the stop
+    assert math.isfinite(result.test_loss)
+    assert result.usable
+
+
+def _history_metrics(result):
+    return [dataclasses.astuple(p) for p in result.history], result.test_loss, result.test_accuracy
+
+
+def test_same_seed_same_metrics_other_seed_other_metrics():
+    config = TrainConfig(train_subset=1000, test_subset=300, epochs=2)
+    a, b = train(config), train(config)
+    c = train(dataclasses.replace(config, seed=config.seed + 1))
+    assert _history_metrics(a) == _history_metrics(b)  # exact equality
+    for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+    assert _history_metrics(a) != _history_metrics(c)
+
+
+def test_exploding_loss_fails_cleanly():
+    config = TrainConfig(train_subset=1000, test_subset=200, epochs=2, learning_rate=1e6)  # NaN by batch ~4
+    progress = TrainingProgress()
+    result = train(config, progress)
+    assert result.status == "failed"
+    assert "nan" in result.message.lower() or "inf" in result.message.lower()
+    assert not result.usable
+    assert result.test_accuracy is None and result.test_loss is None
+    assert result.history == ()
+    snap = progress.snapshot()
+    assert snap.status == "failed" and snap.finished
+    assert len(snap.batches) < 32  # halted at the bad batch, not after the epoch
+    assert not math.isfinite(snap.batches[-1].loss)
+
+
+def test_fast_preset_with_onecycle_and_auto_precision():
+    config = TrainConfig.for_preset("fast", epochs=1, train_subset=1024, test_subset=256)
+    result = train(config)
+    assert result.status == "completed" and result.usable
+    assert result.precision == resolve_precision("auto")  # mixed_bfloat16 on a bf16 CPU, else float32
+    assert math.isfinite(result.test_loss)
+    assert result.model.name == "fast"
+
+
+# ---------------------------------------------------------------- learning-rate schedules
+
+
+def test_constant_schedule_is_the_rate():
+    assert learning_rate_schedule(TrainConfig(learning_rate=2e-3), steps_per_epoch=100) == 2e-3
+
+
+def test_onecycle_schedule():
+    lr, epochs, steps = 3e-3, 2, 100
+    sched = learning_rate_schedule(TrainConfig(schedule="onecycle", learning_rate=lr, epochs=epochs), steps)
+    assert isinstance(sched, keras.optimizers.schedules.LearningRateSchedule)
+    values = np.array([float(sched(step)) for step in range(epochs * steps + 1)])
+    assert values[0] == pytest.approx(lr / 25, rel=1e-5)
+    assert values.max() == pytest.approx(lr, rel=1e-5)
+    peak = int(values.argmax())
+    assert 0 < peak < len(values) - 1
+    assert np.all(np.diff(values[:peak + 1]) > 0)  # warm-up rises
+    assert np.all(np.diff(values[peak:]) <= 1e-9)  # then decays
+    assert values[-1] < lr / 100  # to about zero by the end of the run
+    assert "onecycle" in SCHEDULES
