@@ -49,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")
 
     sub.add_parser("devices", help="the GPU set-up: devices seen, device used, memory growth")
+
+    b = sub.add_parser("benchmark", help="time the presets against the tutorial's recipe, and inference latency")
+    b.add_argument("--quick", action="store_true", help="for CI: tiny runs that only prove the benchmark works")
+    b.add_argument("--only", choices=["training", "inference"], help="run one of the two benchmarks")
+    b.add_argument("--presets", nargs="+", choices=list(PRESETS), help="presets to train (default: all)")
     return parser
 
 
@@ -154,9 +159,17 @@ def cmd_devices(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_benchmark(args: argparse.Namespace) -> int:
+    from mnist_core.benchmark import run
+
+    print(run(quick=args.quick, only=args.only, presets=args.presets))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "devices": cmd_devices}[args.command]
+    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "devices": cmd_devices,
+               "benchmark": cmd_benchmark}[args.command]
     try:
         return handler(args)
     except (ValueError, RuntimeError) as exc:  # clear messages for bad flags, data or model files

@@ -25,6 +25,7 @@ class EpochPoint:
     accuracy: float
     val_loss: float
     val_accuracy: float
+    train_seconds: float = math.nan  # training time up to this epoch's end, validation excluded
 
 
 @dataclass(frozen=True)
@@ -147,12 +148,15 @@ class ProgressCallback(keras.callbacks.Callback):
         self.stop_reason: str | None = None  # "stopped" or "nan" once training was halted
         self.nan_message = ""
         self.full_epochs = 0
+        self.train_seconds = 0.0  # time spent in training steps, validation excluded
+        self._epoch_started = 0.0
 
     def on_train_begin(self, logs=None):
         self.progress.begin(self.epochs, self.batches_per_epoch, self.batch_size)
 
     def on_epoch_begin(self, epoch, logs=None):
         self.progress.begin_epoch(epoch + 1)
+        self._epoch_started = time.perf_counter()
 
     def on_train_batch_end(self, batch, logs=None):
         logs = logs or {}
@@ -171,6 +175,7 @@ class ProgressCallback(keras.callbacks.Callback):
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
+        self.train_seconds += time.perf_counter() - self._epoch_started
         if self.stop_reason is not None:
             return  # a partial epoch: not a full one, and its averages cover only part of the data
         self.full_epochs = epoch + 1
@@ -186,5 +191,6 @@ class ProgressCallback(keras.callbacks.Callback):
                 accuracy=float(logs.get("accuracy", math.nan)),
                 val_loss=float(val.get("loss", math.nan)),
                 val_accuracy=float(val.get("accuracy", math.nan)),
+                train_seconds=self.train_seconds,
             )
         )

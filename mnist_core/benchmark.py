@@ -1,0 +1,133 @@
+"""Benchmarks: training presets against the tutorial's recipe, and inference latency.
+
+Every table compares against a baseline measured in the same run on the same machine.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import tensorflow as tf
+
+from mnist_core import data
+from mnist_core.model import PRESETS
+from mnist_core.precision import resolve_precision
+from mnist_core.training import TrainConfig, train
+
+TARGET = 0.99  # the accuracy whose arrival time is compared
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in open("/proc/cpuinfo"):
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "gpus": ", ".join(d.name for d in tf.config.list_physical_devices("GPU")) or "none",
+        "auto precision": resolve_precision("auto"),
+        "tensorflow": tf.__version__,
+        "python": platform.python_version(),
+    }
+
+
+@dataclass(frozen=True)
+class TrainingRow:
+    preset: str
+    epochs: int
+    seconds_to_target: float | None  # training time (validation excluded) until test accuracy >= TARGET
+    final_accuracy: float
+    train_seconds: float
+    images_per_sec: float
+
+
+def benchmark_training(presets: list[str], quick: bool = False) -> list[TrainingRow]:
+    """Train each preset with its own recipe, test accuracy checked after every epoch."""
+    rows = []
+    for name in presets:
+        overrides = {"epochs": 1, "train_subset": 2000, "test_subset": 1000} if quick else {}
+        config = TrainConfig.for_preset(name, **overrides)
+        result = train(config)
+        history = result.history
+        reached = next((p.train_seconds for p in history if p.val_accuracy >= TARGET), None)
+        images = (config.train_subset or 60000) * len(history)
+        rows.append(TrainingRow(name, len(history), reached, history[-1].val_accuracy,
+                                history[-1].train_seconds, images / history[-1].train_seconds))
+    return rows
+
+
+def training_table(rows: list[TrainingRow]) -> str:
+    base = next((r for r in rows if r.preset == "seed"), rows[0])
+    lines = [f"| preset | epochs | time to {TARGET:.1%} | vs seed | final test accuracy | images/s | vs seed |",
+             "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        to_target = "not reached" if r.seconds_to_target is None else f"{r.seconds_to_target:.1f} s"
+        speedup = ("—" if r.seconds_to_target is None or base.seconds_to_target is None
+                   else f"{base.seconds_to_target / r.seconds_to_target:.1f}× sooner")
+        lines.append(f"| {r.preset} | {r.epochs} | {to_target} | {speedup} | {r.final_accuracy:.2%} | "
+                     f"{r.images_per_sec:,.0f} | {r.images_per_sec / base.images_per_sec:.2f}× |")
+    return "\n".join(lines)
+
+
+def _percentiles(fn, repeats: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    ms = np.array(times) * 1000
+    return float(np.percentile(ms, 50)), float(np.percentile(ms, 95))
+
+
+def benchmark_inference(model_path=None, quick: bool = False) -> list[tuple[str, float, float]]:
+    """(what, p50 ms, p95 ms) for one-image prediction, model.predict, preprocessing, the test set."""
+    from mnist_core.predict import Predictor
+    from mnist_core.preprocess import preprocess_drawing
+
+    repeats = 20 if quick else 300
+    predictor = Predictor.load(model_path)
+    (_, _), (x_test, _) = data.load_mnist()
+    images = x_test.astype(np.float32) / 255.0
+    one = images[:1]
+    canvas = np.zeros((280, 280, 4), np.uint8)
+    big = np.kron(x_test[0], np.ones((8, 8), np.uint8))  # the first test digit drawn 224 px tall
+    canvas[28:252, 28:252, :3] = big[..., None]
+    canvas[28:252, 28:252, 3] = big
+    for _ in range(5):  # warm-up: tracing and first-call allocations
+        predictor.predict_proba(one)
+        predictor.model.predict(one[..., None], verbose=0)
+        preprocess_drawing(canvas)
+    rows = [
+        ("Predictor.predict_proba, one image", *_percentiles(lambda: predictor.predict_proba(one), repeats)),
+        ("model.predict, one image (for comparison)",
+         *_percentiles(lambda: predictor.model.predict(one[..., None], verbose=0), max(repeats // 5, 10))),
+        ("preprocess_drawing, 280×280 canvas", *_percentiles(lambda: preprocess_drawing(canvas), repeats)),
+        ("Predictor.predict_proba, 10,000 test images",
+         *_percentiles(lambda: predictor.predict_proba(images), 3 if quick else 10)),
+    ]
+    return rows
+
+
+def inference_table(rows: list[tuple[str, float, float]]) -> str:
+    lines = ["| what | p50 | p95 |", "|---|---|---|"]
+    lines += [f"| {what} | {p50:.2f} ms | {p95:.2f} ms |" for what, p50, p95 in rows]
+    return "\n".join(lines)
+
+
+def run(quick: bool = False, only: str | None = None, presets: list[str] | None = None) -> str:
+    """Run the chosen benchmarks and return the printed report (Markdown tables)."""
+    parts = ["| machine | |", "|---|---|", *[f"| {k} | {v} |" for k, v in machine_info().items()]]
+    if only in (None, "training"):
+        parts += ["", training_table(benchmark_training(presets or list(PRESETS), quick=quick))]
+    if only in (None, "inference"):
+        parts += ["", inference_table(benchmark_inference(quick=quick))]
+    return "\n".join(parts)
