@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import timeit
 
 import numpy as np
 import pytest
@@ -111,12 +110,6 @@ def test_specks_and_faint_noise_are_none():
 def test_bad_shape_is_rejected():
     with pytest.raises(ValueError, match="shape"):
         preprocess_drawing(np.zeros((28, 28, 2), dtype=np.uint8))
-
-
-def test_preprocess_drawing_is_fast(mnist_test):
-    rgba = render_placed(mnist_test[0][0], np.random.default_rng(4))
-    median_s = np.median(timeit.repeat(lambda: preprocess_drawing(rgba), number=1, repeat=50))
-    assert median_s < 0.01  # target 2 ms; loose here because the test machine is shared
 
 
 def test_dark_on_light_upload_is_inverted(mnist_test):
