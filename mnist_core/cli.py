@@ -31,6 +31,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="images per gradient step")
     t.add_argument("--learning-rate", type=float, help="Adam learning rate (the peak for onecycle)")
     t.add_argument("--schedule", choices=SCHEDULES, help="constant rate, or onecycle: warm-up then cosine decay")
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                   help="randomly rotate, zoom and shift training images (default: the preset's choice)")
     t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
     t.add_argument("--train-subset", type=_positive_or_none, help="use only the first N training images")
     t.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")

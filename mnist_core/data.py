@@ -99,15 +99,51 @@ def subset(split: Split, n: int | None) -> Split:
     return (x, y) if n is None else (x[:n], y[:n])
 
 
-def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int):
-    """A tf.data pipeline over uint8 images kept in memory: seeded shuffle, batch, scale, prefetch."""
+def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int,
+                 augment: bool = False):
+    """A tf.data pipeline over uint8 images kept in memory: seeded shuffle, batch, scale, prefetch.
+
+    `augment` adds a random affine distortion per image (seeded, so runs repeat exactly).
+    """
     import tensorflow as tf
 
     ds = tf.data.Dataset.from_tensor_slices((x, y.astype(np.int32)))
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(_scale_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if augment:
+        batch_seeds = tf.data.Dataset.random(seed=seed).batch(2)  # one stateless seed pair per batch
+        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
+            _augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
+
+
+MAX_ROTATION = 0.2  # radians, about 11 degrees
+MAX_ZOOM = 0.1  # +-10% size
+MAX_SHIFT = 2.5  # pixels
+
+
+def _augment_batch(batch, seed):
+    """One affine transform per image (rotation, zoom, shift about the centre), in a single op."""
+    import tensorflow as tf
+
+    x, y = batch
+    n = tf.shape(x)[0]
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+    angle = tf.random.stateless_uniform([n], seeds[0], -MAX_ROTATION, MAX_ROTATION)
+    zoom = tf.random.stateless_uniform([n], seeds[1], 1 - MAX_ZOOM, 1 + MAX_ZOOM)
+    shift = tf.random.stateless_uniform([n, 2], seeds[2], -MAX_SHIFT, MAX_SHIFT)
+    # The op maps each output pixel back to an input point: input = M (output - c - t) + c.
+    cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    c = 13.5  # centre of a 28 px frame
+    ox, oy = c + shift[:, 0], c + shift[:, 1]
+    transforms = tf.stack([cos, sin, c - cos * ox - sin * oy,
+                           -sin, cos, c + sin * ox - cos * oy,
+                           tf.zeros([n]), tf.zeros([n])], axis=1)
+    x = tf.raw_ops.ImageProjectiveTransformV3(
+        images=x, transforms=transforms, output_shape=[28, 28], fill_value=0.0,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+    return x, y
 
 
 def _scale_batch(x, y):

@@ -29,6 +29,7 @@ class TrainConfig:
     batch_size: int = 32  # images per gradient step
     learning_rate: float = 1e-3  # Adam's rate (the peak rate for "onecycle")
     schedule: str = "constant"  # "constant", or "onecycle": linear warm-up then cosine decay to 0
+    augment: bool = False  # randomly rotate, zoom and shift training images (data.make_dataset)
     seed: int = 42  # seeds weights, shuffling and augmentation
     train_subset: int | None = None  # use only the first N training images (None = all 60,000)
     test_subset: int | None = None  # use only the first N test images (None = all 10,000)
@@ -60,7 +61,7 @@ class TrainConfig:
             raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
         p = PRESETS[name]
         recipe = dict(preset=name, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
-                      schedule=p.schedule, precision=p.precision)
+                      schedule=p.schedule, precision=p.precision, augment=p.augment)
         return cls(**{**recipe, **overrides})
 
     def to_dict(self) -> dict:
@@ -120,7 +121,8 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
         tf.config.experimental.enable_op_determinism()
     precision = resolve_precision(config.precision)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
-    train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed)
+    train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
+                                 augment=config.augment)
     test_ds = data.make_dataset(x_test, y_test, 256, shuffle=False, seed=config.seed)
 
     progress.set_message("building the network")

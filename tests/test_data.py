@@ -233,3 +233,21 @@ def test_make_dataset_reshuffles_each_epoch(mnist):
     ds = data.make_dataset(x_train[:500], y_train[:500], 50, shuffle=True, seed=3)
     epoch1, epoch2 = _labels(ds), _labels(ds)
     assert epoch1 != epoch2 and sorted(epoch1) == sorted(epoch2)
+
+
+def test_augmentation_is_seeded_and_keeps_digits_recognisable(mnist):
+    (x_train, y_train), _ = mnist
+    x, y = x_train[:256], y_train[:256]
+    plain = np.concatenate([xb.numpy() for xb, _ in data.make_dataset(x, y, 64, shuffle=False, seed=0)])
+    runs = [np.concatenate([xb.numpy() for xb, _ in data.make_dataset(x, y, 64, shuffle=False, seed=s,
+                                                                       augment=True)]) for s in (5, 5, 6)]
+    np.testing.assert_array_equal(runs[0], runs[1])  # same seed, same distortions
+    assert not np.array_equal(runs[0], runs[2])
+    aug = runs[0]
+    assert aug.shape == plain.shape and aug.dtype == np.float32
+    assert aug.min() >= 0.0 and aug.max() <= 1.0
+    assert not np.allclose(aug, plain)
+    ink_ratio = aug.sum(axis=(1, 2, 3)) / plain.sum(axis=(1, 2, 3))  # zoom of +-10% scales ink by ~0.8-1.2
+    assert 0.7 < ink_ratio.min() and ink_ratio.max() < 1.35
+    corr = [np.corrcoef(a.ravel(), p.ravel())[0, 1] for a, p in zip(aug, plain)]
+    assert np.median(corr) > 0.5  # still the same digit, moved a little
