@@ -1,0 +1,24 @@
+"""MNIST Digit Studio: train a CNN, browse MNIST, and draw digits for the model to read.
+
+Run with `streamlit run app.py`. The page only lays out tabs; each tab is one function in studio/.
+"""
+
+import streamlit as st
+
+st.set_page_config(page_title="MNIST Digit Studio", page_icon="✏️", layout="wide")
+
+from studio import draw_tab, gallery_tab, keras_guard, sidebar, state, train_tab, watch  # noqa: E402
+
+keras_guard.keep_keras_state()  # the training thread shares Keras with this server: no reset after each run
+state.init()
+sidebar.render()
+
+train, gallery, draw = st.tabs(["🏋️ Train", "🖼️ Gallery", "✏️ Draw"], key="tabs")
+with train:
+    train_tab.render()
+with gallery:
+    gallery_tab.render()
+with draw:
+    draw_tab.render()
+
+watch.render()

@@ -1,0 +1,125 @@
+"""Draw tab: a canvas and an upload box, each read by the active model (drawing first, then the upload)."""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import streamlit as st
+
+from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
+from studio import charts, resources
+
+CANVAS_PX = 280
+HINT = "Draw a digit on the black square: the model's answer appears here."
+
+
+def _clear() -> None:
+    st.session_state["canvas_counter"] += 1  # a new key is a new, empty canvas
+
+
+def render() -> None:
+    if resources.active_model().predictor is None:
+        st.warning("No model is loaded, so nothing can be predicted yet: see the sidebar, or train one in the "
+                   "Train tab.")
+    _drawing()
+    st.divider()
+    _upload()
+
+
+@st.fragment
+def _drawing() -> None:
+    """Canvas and its prediction: a stroke reruns only this fragment, so answers stay fast during training."""
+    active = resources.active_model()
+    draw, answer = st.columns([1, 1], gap="large")
+    with draw:
+        st.markdown("**Draw a digit** — white ink on black, like MNIST")
+        st.space(28)  # room for the canvas' floating toolbar (undo, redo, reset)
+        image_data = _canvas()
+        c1, c2 = st.columns([3, 1], vertical_alignment="bottom")
+        c1.slider("Stroke width", min_value=6, max_value=40, key="stroke_width")
+        c2.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear, width="stretch")
+    with answer:
+        with st.container(key="prediction"):
+            x = None
+            if image_data is not None:
+                try:
+                    x = preprocess_drawing(image_data)
+                except ValueError as exc:
+                    st.error(f"The drawing could not be read: {exc}")
+            if x is None:
+                st.info(HINT)
+            else:
+                show_prediction(x, active, "Prediction")
+
+
+def _canvas() -> np.ndarray | None:
+    from streamlit_drawable_canvas import st_canvas  # registers its component: only inside a Streamlit run
+
+    with st.container(key="canvas"):
+        result = st_canvas(
+            fill_color="rgba(0,0,0,0)",
+            stroke_width=int(st.session_state["stroke_width"]),
+            stroke_color="#FFFFFF",
+            background_color="#000000",
+            width=CANVAS_PX,
+            height=CANVAS_PX,
+            drawing_mode="freedraw",
+            update_streamlit=True,
+            return_image_data=True,
+            key=f"canvas-{st.session_state['canvas_counter']}",
+        )
+    try:
+        return result.image_data
+    except Exception as exc:  # a malformed payload from the browser
+        st.error(f"The canvas sent an unreadable image: {exc}")
+        return None
+
+
+def show_prediction(x: np.ndarray, active: resources.ActiveModel, heading: str) -> None:
+    """The digit as a heading, how sure, all 10 probabilities, and the 28x28 input the model saw."""
+    if active.predictor is None:
+        st.warning("No model is loaded, so there is no prediction.")
+        return
+    started = time.perf_counter()
+    try:
+        proba = active.predictor.predict_proba(x)[0]
+    except Exception as exc:
+        st.error(f"The model could not read this image: {exc}")
+        return
+    ms = (time.perf_counter() - started) * 1000
+    digit = int(np.argmax(proba))
+    st.markdown(f"### {heading}: {digit}")
+    st.markdown(f"{proba[digit]:.1%} sure")
+    bars, seen = st.columns([3, 1], vertical_alignment="center")
+    bars.altair_chart(charts.probability_chart(proba), width="stretch")
+    seen.image(charts.upscale(x), caption="What the model sees (28×28)", width=140)
+    info = active.info
+    st.caption(f"Model: {info.preset if info else 'unknown'} · answered in {ms:.0f} ms")
+
+
+@st.fragment
+def _upload() -> None:
+    """The upload box and its prediction, rerun on its own like the canvas."""
+    active = resources.active_model()
+    st.markdown("**Or upload a picture of a digit** — dark on light (paper) or light on dark both work")
+    upload = st.file_uploader("Digit image", type=["png", "jpg", "jpeg"], key="upload",
+                              help="PNG or JPEG, up to 5 MB. The digit is cropped, scaled and centred like MNIST.")
+    if upload is None:
+        return
+    try:
+        image = load_upload(upload.getvalue())
+        x = preprocess_image(image)
+    except ImageUploadError as exc:
+        st.error(f"{upload.name}: {exc}")
+        return
+    except Exception as exc:  # anything else a strange file can trigger must not take the page down
+        st.error(f"{upload.name} could not be read as a digit picture: {exc}")
+        return
+    if x is None:
+        st.warning(f"{upload.name}: no digit found — the picture looks blank.")
+        return
+    original, answer = st.columns([1, 3], gap="large")
+    original.image(image.convert("RGB"), caption=upload.name, width=180)
+    with answer, st.container(key="upload-prediction"):
+        show_prediction(x, active, "Uploaded image")

@@ -1,0 +1,113 @@
+"""Everything shared by all sessions of this server, each made once in st.cache_resource.
+
+The training worker lives here (not in a session), so a click, a rerun, a reload or a closed
+tab never stops it. The Predictor cache is keyed by the active model's path and mtime, so when
+a run makes a new model active, every session's next rerun picks it up.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import streamlit as st
+
+from mnist_core.data import MnistDataError, load_mnist
+from mnist_core.gpu import DeviceInfo, configure_gpu
+from mnist_core.jobs import JobManager
+from mnist_core.model import build_model, summarize
+from mnist_core.predict import Predictor
+from mnist_core.runs import RunStore
+from mnist_core.store import DEFAULT_MODEL, ModelFileError, ModelInfo, read_info
+
+
+@st.cache_resource(show_spinner=False)
+def jobs() -> JobManager:
+    """The server's one training slot and its RunStore ($MNIST_STUDIO_RUNS, else runs/)."""
+    return JobManager(RunStore())
+
+
+def runs() -> RunStore:
+    return jobs().runs
+
+
+@st.cache_resource(show_spinner="Looking for GPUs…")
+def device_info() -> DeviceInfo:
+    """configure_gpu() once per server, before anything else touches the GPU."""
+    return configure_gpu()
+
+
+@st.cache_resource(show_spinner="Loading MNIST…")
+def mnist() -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{"train": (x, y), "test": (x, y)} as uint8 arrays. A load error is raised, and not cached."""
+    train, test = load_mnist()
+    return {"train": train, "test": test}
+
+
+def mnist_or_error() -> tuple[dict | None, str | None]:
+    try:
+        return mnist(), None
+    except MnistDataError as exc:
+        return None, str(exc)
+
+
+@st.cache_resource(show_spinner=False)
+def preset_summary(preset: str) -> tuple[tuple, int]:
+    """(LayerInfo rows, total parameters) of a fresh network of the preset."""
+    rows = tuple(summarize(build_model(preset)))
+    return rows, sum(r.params for r in rows)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Loading the model…")
+def _load_predictor(path: str, mtime_ns: int) -> Predictor | str:
+    """A warmed-up Predictor, or the reason it could not be loaded (cached too, until the file changes)."""
+    del mtime_ns  # part of the cache key only
+    try:
+        predictor = Predictor.load(path)
+        predictor.predict_proba(np.zeros((1, 28, 28), np.float32))  # trace now, not on the first drawing
+        return predictor
+    except ModelFileError as exc:
+        return str(exc)
+    except Exception as exc:  # e.g. a model with the wrong input shape
+        return f"Model file {path} cannot be used for prediction: {exc}"
+
+
+def _try_load(path: Path) -> Predictor | str:
+    try:
+        mtime = path.stat().st_mtime_ns
+    except OSError:
+        return f"Model file not found: {path}"
+    return _load_predictor(str(path), mtime)
+
+
+@dataclass
+class ActiveModel:
+    path: Path  # the model actually in use (the default after a fallback)
+    predictor: Predictor | None  # None when no model could be loaded
+    info: ModelInfo | None
+    errors: list[str] = field(default_factory=list)  # what went wrong, for the user
+
+    @property
+    def is_default(self) -> bool:
+        return self.path == DEFAULT_MODEL
+
+
+def active_model() -> ActiveModel:
+    """The model every session predicts with; falls back to the shipped default if the active one is unusable."""
+    errors: list[str] = []
+    path = runs().active_path()
+    loaded = _try_load(path)
+    if isinstance(loaded, str) and path != DEFAULT_MODEL:
+        errors.append(f"{loaded} Falling back to the shipped default model.")
+        path = DEFAULT_MODEL
+        loaded = _try_load(path)
+    if isinstance(loaded, str):
+        errors.append(f"{loaded} No model is available: train one in the Train tab.")
+        loaded = None
+    try:
+        info = read_info(path)
+    except ModelFileError as exc:
+        errors.append(str(exc))
+        info = None
+    return ActiveModel(path=path, predictor=loaded, info=info, errors=errors)

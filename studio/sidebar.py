@@ -1,0 +1,50 @@
+"""The sidebar: which device TensorFlow uses and which model every session predicts with."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from studio import resources
+
+
+def model_summary_line(active: resources.ActiveModel) -> str:
+    info = active.info
+    if info is None:
+        return "unknown model"
+    acc = "accuracy unknown" if info.test_accuracy is None else f"{info.test_accuracy:.2%} test accuracy"
+    return f"**{info.preset}** · {acc}"
+
+
+def trained_when(active: resources.ActiveModel) -> str:
+    info = active.info
+    if info is None or info.trained_at == "unknown":
+        return "training time unknown"
+    return f"trained {info.trained_at[:16].replace('T', ' ')} UTC"
+
+
+def render() -> None:
+    with st.sidebar:
+        st.title("✏️ MNIST Digit Studio")
+        st.caption("Train a CNN on MNIST, browse the digits, and let the model read yours.")
+
+        st.subheader("Device")
+        device = resources.device_info()
+        st.markdown(device.describe())
+        if not device.cpu_only:
+            st.caption(f"GPUs seen: {', '.join(device.gpus_seen)} · memory growth "
+                       f"{'on' if device.memory_growth else 'off'}")
+        for note in device.notes:
+            st.caption(f"Note: {note}")
+
+        st.subheader("Active model")
+        active = resources.active_model()
+        for error in active.errors:
+            st.error(error)
+        if active.predictor is not None:
+            st.markdown(model_summary_line(active))
+            st.caption(f"{trained_when(active)} · `{active.path.name}`"
+                       + (" (shipped default)" if active.is_default else ""))
+
+        job = resources.jobs().job
+        if job is not None and job.running:
+            st.info(f"Training **{job.config.preset}** in the Train tab…")

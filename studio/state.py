@@ -1,0 +1,49 @@
+"""Per-session state, set up once at the top of every run (setdefault leaves user choices alone)."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from mnist_core.model import PRESETS
+
+FULL_TRAIN = 60_000  # MNIST's training split
+FULL_TEST = 10_000  # MNIST's test split
+DEFAULT_PRESET = "seed"
+
+
+def recipe(preset: str) -> dict:
+    """The preset's training recipe as widget values (the tutorial's for "seed")."""
+    p = PRESETS[preset]
+    return {
+        "train_epochs": p.epochs,
+        "train_batch_size": p.batch_size,
+        "train_learning_rate": p.learning_rate,
+        "train_schedule": p.schedule,
+    }
+
+
+DEFAULTS = {
+    # Train tab (widget keys)
+    "train_preset": DEFAULT_PRESET,
+    **recipe(DEFAULT_PRESET),
+    "train_seed": 42,
+    "train_images": FULL_TRAIN,
+    "test_images": FULL_TEST,
+    "train_error": None,  # message from the last click on Train, shown once
+    # Gallery tab
+    "gallery_split": "train",
+    "gallery_digit": "All",
+    "gallery_predictions": False,
+    "gallery_page": 0,
+    "gallery_seed": None,  # None: dataset order; an int: shuffled with that seed
+    # Draw tab
+    "canvas_counter": 0,  # part of the canvas key: Clear increments it, which gives a fresh canvas
+    "stroke_width": 18,
+    # What the last full run showed, so the watcher can tell when another session changed things
+    "seen_state": None,
+}
+
+
+def init() -> None:
+    for key, value in DEFAULTS.items():
+        st.session_state.setdefault(key, value)

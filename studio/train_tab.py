@@ -1,0 +1,219 @@
+"""Train tab: the recipe controls, the preset's network, and the server's training job, live."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from mnist_core.jobs import JobAlreadyRunning, TrainingJob
+from mnist_core.model import PRESETS
+from mnist_core.training import SCHEDULES, TrainConfig
+from studio import charts, resources
+from studio.state import FULL_TEST, FULL_TRAIN, recipe
+
+BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
+REFRESH_S = 1.0  # live view redraw interval while a job runs
+
+
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+# --- callbacks (run before the script, so the rest of the run sees their effect) -------------------------
+
+def _apply_recipe() -> None:
+    st.session_state.update(recipe(st.session_state["train_preset"]))
+
+
+def _config_from_state() -> TrainConfig:
+    ss = st.session_state
+    n_train, n_test = int(ss["train_images"]), int(ss["test_images"])
+    return TrainConfig.for_preset(
+        ss["train_preset"],
+        epochs=int(ss["train_epochs"]),
+        batch_size=int(ss["train_batch_size"]),
+        learning_rate=float(ss["train_learning_rate"]),
+        schedule=ss["train_schedule"],
+        seed=int(ss["train_seed"]),
+        train_subset=None if n_train >= FULL_TRAIN else n_train,
+        test_subset=None if n_test >= FULL_TEST else n_test,
+    )
+
+
+def _start_training() -> None:
+    st.session_state["train_error"] = None
+    try:
+        resources.jobs().start(_config_from_state())
+    except JobAlreadyRunning as exc:
+        st.session_state["train_error"] = str(exc)
+    except ValueError as exc:  # TrainConfig's checks
+        st.session_state["train_error"] = f"These settings cannot be used: {exc}"
+
+
+def _stop_training() -> None:
+    job = resources.jobs().job
+    if job is not None and job.running:
+        job.stop()
+
+
+# --- layout ----------------------------------------------------------------------------------------------
+
+def render() -> None:
+    job = resources.jobs().job
+    running = job is not None and job.running
+
+    controls, network = st.columns([3, 2], gap="large")
+    with controls:
+        _controls()
+    with network:
+        _network_summary(st.session_state["train_preset"])
+
+    left, right, note = st.columns([1, 1, 6], vertical_alignment="center")
+    left.button("Train", key="train_btn", type="primary", disabled=running,
+                on_click=_start_training, width="stretch",
+                help="Start training with these settings; the run continues if you close the page.")
+    right.button("Stop", key="stop_btn", disabled=not running, on_click=_stop_training,
+                 width="stretch", help="End the run after the current batch; a model with a full epoch is kept.")
+    if running:
+        note.caption("A training job is running on this server (one at a time, shared by every session): "
+                     "watch it below, or stop it to start another.")
+    error = st.session_state.get("train_error")
+    if error:
+        st.error(error)
+        st.session_state["train_error"] = None  # shown once, for the click that caused it
+
+    if job is None:
+        st.info("No training run on this server yet. Pick a preset and press **Train**; "
+                "for a quick try, lower the number of training images.")
+    elif running:
+        _live_job()
+    else:
+        _job_view(job)
+
+
+def _controls() -> None:
+    st.radio("Network preset", list(PRESETS), key="train_preset", horizontal=True, on_change=_apply_recipe,
+             captions=[_first_line(p.description) for p in PRESETS.values()],
+             help="Choosing a preset loads its training recipe into the controls below.")
+    with st.expander(f"About **{st.session_state['train_preset']}**", expanded=False):
+        st.markdown(PRESETS[st.session_state["train_preset"]].description)
+
+    c1, c2, c3 = st.columns(3)
+    c1.number_input("Epochs", min_value=1, max_value=100, step=1, key="train_epochs",
+                    help="Full passes over the training images.")
+    c2.select_slider("Batch size", options=BATCH_SIZES, key="train_batch_size",
+                     help="Images per gradient step.")
+    c3.number_input("Learning rate", min_value=1e-5, max_value=0.1, step=1e-4, format="%.5f",
+                    key="train_learning_rate", help="Adam's rate (the peak rate with one-cycle).")
+    c1, c2, c3 = st.columns(3)
+    c1.selectbox("Schedule", SCHEDULES, key="train_schedule",
+                 help="constant, or onecycle: a warm-up to the peak rate, then cosine decay to zero.")
+    c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="train_seed",
+                    help="Seeds the weights, the shuffling and the augmentation: same seed, same run.")
+    c3.button("Preset recipe", key="recipe_btn", icon=":material/restart_alt:", on_click=_apply_recipe,
+              width="stretch",
+              help="Reset epochs, batch size, learning rate and schedule to the chosen preset's recipe "
+                   "(for seed: the TensorFlow tutorial's 10 epochs, batch 32, Adam 1e-3).")
+    c1, c2 = st.columns(2)
+    c1.number_input("Training images", min_value=1_000, max_value=FULL_TRAIN, step=1_000, key="train_images",
+                    help="Train on the first N of MNIST's 60,000 training images; fewer is faster.")
+    c2.number_input("Test images", min_value=500, max_value=FULL_TEST, step=500, key="test_images",
+                    help="Validate after every epoch on the first N of the 10,000 test images.")
+    ss = st.session_state
+    steps = -(-int(ss["train_images"]) // int(ss["train_batch_size"]))
+    st.caption(f"{steps:,} batches per epoch · {steps * int(ss['train_epochs']):,} in total.")
+
+
+def _network_summary(preset: str) -> None:
+    st.markdown(f"**Network: `{preset}`**")
+    try:
+        rows, total = resources.preset_summary(preset)
+    except Exception as exc:  # a broken preset must not take the page down
+        st.error(f"Could not build the {preset} network: {exc}")
+        return
+    table = pd.DataFrame({
+        "Layer": [r.kind for r in rows],
+        "Output shape": [str(tuple(r.output_shape)).replace("None", "batch") for r in rows],
+        "Params": [r.params for r in rows],
+    })
+    st.dataframe(table, hide_index=True, width="stretch", key="summary_table",
+                 column_config={"Params": st.column_config.NumberColumn(format="localized")})
+    st.markdown(f"Total parameters: **{total:,}**")
+
+
+# --- the job ---------------------------------------------------------------------------------------------
+
+@st.fragment(run_every=REFRESH_S)
+def _live_job() -> None:
+    """Redraws the running job; when it ends, one full rerun so the sidebar and buttons catch up."""
+    job = resources.jobs().job
+    if job is None:
+        return
+    if not job.running:
+        st.rerun(scope="app")
+    _job_view(job)
+
+
+def _fmt_seconds(seconds: float | None) -> str:
+    if seconds is None:
+        return "…"
+    seconds = int(round(seconds))
+    if seconds >= 3600:
+        return f"{seconds // 3600}h {seconds % 3600 // 60:02d}m"
+    if seconds >= 60:
+        return f"{seconds // 60}m {seconds % 60:02d}s"
+    return f"{seconds}s"
+
+
+def _describe_config(config: TrainConfig) -> str:
+    subset = ("all" if config.train_subset is None else f"{config.train_subset:,}") + " training / " + (
+        "all" if config.test_subset is None else f"{config.test_subset:,}") + " test images"
+    return (f"`{config.preset}` · {config.epochs} epoch(s) · batch {config.batch_size} · "
+            f"lr {config.learning_rate:g} ({config.schedule}) · seed {config.seed} · {subset}")
+
+
+def _job_view(job: TrainingJob) -> None:
+    snap = job.snapshot()
+    running = job.running
+    with st.container(key="training-curves"):
+        st.subheader("Training run" if running else "Last training run")
+        st.caption(_describe_config(job.config))
+        if running:
+            if snap.status == "running":
+                text = (f"epoch {snap.epoch}/{snap.epochs} · batch {snap.batch}/{snap.batches_per_epoch} · "
+                        f"ETA {_fmt_seconds(snap.eta_seconds)}")
+                if snap.message != "training":
+                    text += f" · {snap.message}"
+            else:  # pending: loading data, building; or finished and saving the model
+                text = f"{snap.message}…"
+            st.progress(snap.fraction, text=text)
+            m1, m2, m3 = st.columns(3)
+            m1.metric("Images/s", f"{snap.images_per_sec:,.0f}")
+            m2.metric("Elapsed", _fmt_seconds(snap.elapsed_seconds))
+            last = snap.epochs_done[-1] if snap.epochs_done else None
+            m3.metric("Validation accuracy", "…" if last is None else f"{last.val_accuracy:.2%}")
+        else:
+            _final_status(job, snap)
+        _curves(snap)
+
+
+def _final_status(job: TrainingJob, snap) -> None:
+    show = {"completed": st.success, "stopped": st.warning}.get(snap.status, st.error)
+    show(f"**{snap.status.capitalize()}.** {snap.message}")
+    result = job.result
+    m1, m2, m3 = st.columns(3)
+    acc = None if result is None else result.test_accuracy
+    m1.metric("Final test accuracy", "—" if acc is None else f"{acc:.2%}")
+    m2.metric("Full epochs", "—" if result is None else f"{result.full_epochs}/{job.config.epochs}")
+    m3.metric("Training time", _fmt_seconds(None if result is None else result.seconds))
+
+
+def _curves(snap) -> None:
+    if not snap.batches:
+        st.caption("The curves appear with the first batch.")
+        return
+    loss, acc = charts.curve_frames(snap.batches, snap.epochs_done)
+    epochs = max(snap.epochs, 1)
+    c1, c2 = st.columns(2)
+    c1.altair_chart(charts.curve_chart(loss, "loss", epochs), width="stretch")
+    c2.altair_chart(charts.curve_chart(acc, "accuracy", epochs, percent=True), width="stretch")
