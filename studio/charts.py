@@ -45,7 +45,7 @@ def curve_chart(frame: pd.DataFrame, title: str, epochs: int, percent: bool = Fa
     """Per-batch training line plus per-epoch validation line with points; x = epochs done (float)."""
     x = alt.X("epoch:Q", title="epoch",
               scale=alt.Scale(domain=[0, max(epochs, 1)], nice=False, padding=6),
-              axis=alt.Axis(tickCount=min(max(epochs, 5), 10), format="~g"))
+              axis=alt.Axis(tickCount=min(max(epochs, 5), 10), format="~r"))
     y = alt.Y("value:Q", title=None,
               scale=alt.Scale(zero=False),
               axis=alt.Axis(format=".0%") if percent else alt.Axis(format="~g"))
