@@ -16,6 +16,7 @@ class Predictor:
 
     def __init__(self, model: keras.Model) -> None:
         self.model = model
+        model = float32_twin(model)
 
         # One trace serves every batch size; model.predict would rebuild a dataset per call.
         @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)], reduce_retracing=True)
@@ -42,6 +43,20 @@ class Predictor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The most probable digit for each image, shape (N,)."""
         return self.predict_proba(x).argmax(axis=1)
+
+
+def float32_twin(model: keras.Model) -> keras.Model:
+    """The same network and weights computing in float32: a model trained with mixed precision
+    answers one image sooner this way (no casts around every layer) and no less accurately."""
+    if all(layer.dtype_policy.name == "float32" for layer in model.layers):
+        return model
+    config = model.get_config()
+    for layer in config["layers"]:
+        if "dtype" in layer["config"]:
+            layer["config"]["dtype"] = "float32"
+    twin = model.__class__.from_config(config)
+    twin.set_weights(model.get_weights())
+    return twin
 
 
 def as_batch(x: np.ndarray) -> np.ndarray:

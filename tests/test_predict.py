@@ -122,3 +122,14 @@ def test_shipped_default_model(test_digits):
     info = read_info()
     assert info.path == DEFAULT_MODEL and info.preset in PRESETS
     assert info.test_accuracy > 0.99 and info.config["train_subset"] is None  # trained on all of MNIST
+
+
+def test_mixed_precision_model_answers_in_float32(images):
+    predictor = Predictor.load()  # the shipped model was trained with mixed_bfloat16
+    mixed = predictor.model
+    assert mixed.layers[0].dtype_policy.name == "mixed_bfloat16"  # the caller's model is kept as it is
+    proba = predictor.predict_proba(images)
+    assert proba.dtype == np.float32
+    reference = tf.nn.softmax(tf.cast(mixed(images[..., None], training=False), tf.float32)).numpy()
+    np.testing.assert_allclose(proba, reference, atol=0.02)  # bf16 rounding is the only difference
+    assert (proba.argmax(1) == reference.argmax(1)).mean() >= 0.99
