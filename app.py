@@ -13,7 +13,7 @@ keras_guard.keep_keras_state()  # the training thread shares Keras with this ser
 state.init()
 sidebar.render()
 
-train, gallery, draw = st.tabs(["🏋️ Train", "🖼️ Gallery", "✏️ Draw"], key="tabs")
+train, gallery, draw = st.tabs([":material/model_training: Train", ":material/grid_view: Gallery", ":material/draw: Draw"], key="tabs")
 with train:
     train_tab.render()
 with gallery:

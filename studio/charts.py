@@ -48,7 +48,7 @@ def curve_chart(frame: pd.DataFrame, title: str, epochs: int, percent: bool = Fa
               axis=alt.Axis(tickCount=min(max(epochs, 5), 10), format="~r"))
     y = alt.Y("value:Q", title=None,
               scale=alt.Scale(zero=False),
-              axis=alt.Axis(format=".0%") if percent else alt.Axis(format="~g"))
+              axis=alt.Axis(format=".0%") if percent else alt.Axis(format="~r"))
     color = alt.Color("series:N", scale=COLORS, legend=alt.Legend(orient="bottom", title=None))
     tooltip = [alt.Tooltip("series:N"), alt.Tooltip("epoch:Q", format=".2f"),
                alt.Tooltip("value:Q", format=".2%" if percent else ".4f", title=title)]

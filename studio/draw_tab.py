@@ -93,7 +93,7 @@ def show_prediction(x: np.ndarray, active: resources.ActiveModel, heading: str) 
     st.markdown(f"{proba[digit]:.1%} sure")
     bars, seen = st.columns([3, 1], vertical_alignment="center")
     bars.altair_chart(charts.probability_chart(proba), width="stretch")
-    seen.image(charts.upscale(x), caption="What the model sees (28×28)", width=140)
+    seen.image(charts.upscale(x), caption="What the model sees (28×28)", width="stretch")
     info = active.info
     st.caption(f"Model: {info.preset if info else 'unknown'} · answered in {ms:.0f} ms")
 

@@ -24,7 +24,7 @@ def trained_when(active: resources.ActiveModel) -> str:
 
 def render() -> None:
     with st.sidebar:
-        st.title("✏️ MNIST Digit Studio")
+        st.title(":material/draw: MNIST Digit Studio")
         st.caption("Train a CNN on MNIST, browse the digits, and let the model read yours.")
 
         st.subheader("Device")

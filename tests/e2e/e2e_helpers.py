@@ -1,0 +1,201 @@
+"""Helpers for the browser tests: the server process, the browser's settings, and page actions.
+
+Import them in test modules with `from e2e_helpers import ...` (the fixtures are in conftest.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import pytest
+from playwright.sync_api import Page, expect
+
+ROOT = Path(__file__).resolve().parents[2]
+ARTIFACTS = ROOT / "test-artifacts"  # git-ignored screenshots of each run
+DOCS = ROOT / "docs"  # README screenshots: written only with UPDATE_DOCS_SCREENSHOTS=1
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage", "--font-render-hinting=none"]
+VIEWPORT = {"width": 1400, "height": 1000}
+APP_LOAD_TIMEOUT_MS = 90_000  # first load of a fresh server: TensorFlow import + model load on a busy 2-core box
+CANVAS_PX = 280  # the drawable area (studio/draw_tab.py CANVAS_PX)
+
+EXCEPTION = '[data-testid="stException"]'
+
+
+# --- the server --------------------------------------------------------------------------------------------
+
+def chromium_path() -> str | None:
+    """$CHROMIUM_PATH, else the distribution's Chromium, else None (Playwright's own build)."""
+    explicit = os.environ.get("CHROMIUM_PATH")
+    if explicit:
+        return explicit
+    for candidate in ("/usr/bin/chromium", shutil.which("chromium") or ""):
+        if candidate and os.access(candidate, os.X_OK):
+            return candidate
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise RuntimeError(f"streamlit exited with {server.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            with urllib.request.urlopen(f"{url}/_stcore/health", timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"streamlit did not become healthy in {timeout}s:\n{log.read_text()[-3000:]}")
+
+
+@contextlib.contextmanager
+def run_server(runs_dir: Path, log: Path) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with MNIST_STUDIO_RUNS=runs_dir; stopped afterwards, pass or fail."""
+    port = _free_port()
+    env = {**os.environ, "MNIST_STUDIO_RUNS": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    with log.open("w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
+             "--server.port", str(port), "--server.address", "127.0.0.1",
+             "--browser.gatherUsageStats", "false",
+             "--server.fileWatcherType", "none"],  # edits to the tree while tests run must not rerun the app
+            cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_healthy(url, proc, log)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        print(f"streamlit log: {log}")
+
+
+def shipped_model_line() -> str:
+    """The sidebar's line for the shipped default model, e.g. "best · 99.41% test accuracy"."""
+    from mnist_core.store import DEFAULT_MODEL, read_info
+
+    info = read_info(DEFAULT_MODEL)
+    return f"{info.preset} · {info.test_accuracy:.2%} test accuracy"
+
+
+# --- helpers -----------------------------------------------------------------------------------------------
+
+def assert_no_exception(page: Page) -> None:
+    """No Streamlit exception box (an uncaught error in the script) anywhere on the page, in any tab."""
+    boxes = page.locator(EXCEPTION)
+    if boxes.count():
+        texts = "\n---\n".join(t[:2000] for t in boxes.all_inner_texts())
+        pytest.fail(f"Streamlit exception box on the page:\n{texts}", pytrace=False)
+
+
+def wait_idle(page: Page, timeout: float = 60_000) -> None:
+    """Wait until no script run is in progress (the app's own marker of its run state)."""
+    expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=timeout)
+
+
+def open_tab(page: Page, name: str) -> None:
+    """Select the tab whose label contains `name` ("Train", "Gallery", "Draw")."""
+    tab = page.get_by_role("tab", name=name)
+    tab.click()
+    expect(tab).to_have_attribute("aria-selected", "true")
+
+
+def canvas_origin(page: Page) -> tuple[float, float]:
+    """Page coordinates of the drawable area's top-left corner (Draw tab open).
+
+    The canvas is a v2 custom component: its fabric.js canvases live in a shadow root inside
+    `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots.
+    """
+    upper = page.locator(".st-key-canvas canvas.upper-canvas")
+    # After Clear the canvas gets a new key: the old one is briefly still in the DOM next to the new one.
+    expect(upper).to_have_count(1, timeout=60_000)
+    expect(upper).to_be_visible(timeout=60_000)
+    upper.scroll_into_view_if_needed()
+    box = upper.bounding_box()
+    assert box is not None
+    assert (round(box["width"]), round(box["height"])) == (CANVAS_PX, CANVAS_PX), box
+    return box["x"], box["y"]
+
+
+def draw_polyline(page: Page, points: Sequence[tuple[float, float]], step_px: float = 3.0) -> None:
+    """One stroke with the mouse through `points` (canvas pixels), in small steps, then mouse-up."""
+    x0, y0 = canvas_origin(page)
+    (px, py) = points[0]
+    page.mouse.move(x0 + px, y0 + py)
+    page.mouse.down()
+    for x, y in points[1:]:
+        steps = max(1, round(((x - px) ** 2 + (y - py) ** 2) ** 0.5 / step_px))
+        page.mouse.move(x0 + x, y0 + y, steps=steps)
+        px, py = x, y
+    page.mouse.up()
+
+
+def prediction_heading(page: Page, container: str = ".st-key-prediction"):
+    """The 'Prediction: N' heading inside a prediction container."""
+    return page.locator(container).get_by_role("heading").filter(has_text=":")
+
+
+def settle(page: Page, timeout: float = 30_000) -> None:
+    """Wait until every visible chart has drawn its SVG and every visible image has loaded (for screenshots)."""
+    page.wait_for_function(
+        """() => {
+            const visible = e => e.offsetParent !== null && e.getBoundingClientRect().width > 0;
+            const charts = [...document.querySelectorAll('[data-testid="stVegaLiteChart"]')].filter(visible);
+            const images = [...document.querySelectorAll('[data-testid="stImage"] img')].filter(visible);
+            return charts.every(c => c.querySelector('svg.marks, canvas.marks'))
+                && images.every(i => i.complete && i.naturalWidth > 0);
+        }""", timeout=timeout, polling=100)
+
+
+def save_screenshot(page: Page, name: str, docs_name: str | None = None) -> Path:
+    """A screenshot of the whole page in test-artifacts/NAME.png; also docs/DOCS_NAME.png with UPDATE_DOCS_SCREENSHOTS=1.
+
+    Streamlit scrolls inside its main container, not the document, so Playwright's full_page alone
+    would cut the page at the viewport: for the shot, the viewport is made as tall as the content.
+    """
+    ARTIFACTS.mkdir(exist_ok=True)
+    path = ARTIFACTS / f"{name}.png"
+    settle(page)
+    size = page.viewport_size or VIEWPORT
+    height = page.evaluate(
+        """() => {
+            const main = document.querySelector('[data-testid="stMain"]');
+            const block = document.querySelector('[data-testid="stMainBlockContainer"]');
+            const content = [...block.children].reduce((b, e) => Math.max(b, e.getBoundingClientRect().bottom), 0);
+            return Math.ceil(content + (main ? main.scrollTop : 0));
+        }""")
+    try:
+        page.set_viewport_size({"width": size["width"], "height": min(max(int(height) + 64, 640), 6000)})
+        settle(page)
+        page.wait_for_timeout(300)  # charts re-lay out at the new size: appearance only, not synchronisation
+        page.screenshot(path=str(path), full_page=True, animations="disabled")
+    finally:
+        page.set_viewport_size(size)
+    if docs_name and os.environ.get("UPDATE_DOCS_SCREENSHOTS") == "1":
+        DOCS.mkdir(exist_ok=True)
+        shutil.copyfile(path, DOCS / f"{docs_name}.png")
+    return path

@@ -1,0 +1,225 @@
+"""Browser tests of the studio's page, Draw tab (canvas and upload) and Gallery tab.
+
+A real `streamlit run app.py` (one per module), the shipped model, system Chromium. Training,
+which changes the server's state, lives in test_training.py with a server per test.
+MNIST arrays come from the `mnist` fixture of tests/conftest.py: the vendored file, which the app reads too.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import numpy as np
+import pytest
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, save_screenshot,
+                         shipped_model_line, wait_idle)
+from studio.state import DEFAULTS
+
+PREDICTION = ".st-key-prediction"
+UPLOAD_PREDICTION = ".st-key-upload-prediction"
+SLOW_MS = 60_000  # a prediction needs a rerun of the whole page on a busy 2-core box
+
+
+# --- the page --------------------------------------------------------------------------------------------
+
+def expected_device_text() -> str:
+    """What the sidebar must say about this machine: the same report the server makes."""
+    from mnist_core.gpu import configure_gpu
+
+    return configure_gpu().describe()
+
+
+def test_page_loads_with_tabs_device_and_no_errors(page: Page):
+    tabs = page.get_by_role("tab")
+    expect(tabs).to_have_count(3)
+    for i, name in enumerate(["Train", "Gallery", "Draw"]):
+        expect(tabs.nth(i)).to_contain_text(name)
+
+    sidebar = page.get_by_test_id("stSidebar")
+    device = expected_device_text()
+    expect(sidebar.get_by_text(device, exact=True)).to_be_visible()
+    if device.startswith("CPU only"):
+        expect(sidebar).not_to_contain_text("GPUs seen")
+    else:
+        expect(sidebar).to_contain_text("GPUs seen")
+    # The shipped model is active on a fresh server.
+    expect(sidebar).to_contain_text(shipped_model_line())
+    expect(sidebar).to_contain_text("(shipped default)")
+
+    # Every tab renders its content without an exception box.
+    open_tab(page, "Train")
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
+    expect(page.get_by_text("Total parameters")).to_be_visible()
+    assert_no_exception(page)
+    save_screenshot(page, "tab-train")
+
+    open_tab(page, "Gallery")
+    expect(page.get_by_text(re.compile(r"^Labels: "))).to_be_visible()
+    assert_no_exception(page)
+    save_screenshot(page, "tab-gallery")
+
+    open_tab(page, "Draw")
+    expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
+    expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
+    expect(page.get_by_test_id("stFileUploader")).to_be_visible()
+    wait_idle(page)
+    assert_no_exception(page)
+    save_screenshot(page, "tab-draw")
+
+
+# --- drawing ---------------------------------------------------------------------------------------------
+
+def one(cx: float, cy: float, h: float) -> list[tuple[float, float]]:
+    return [(cx, cy - h / 2), (cx, cy + h / 2)]
+
+
+def zero(cx: float, cy: float, h: float, n: int = 40) -> list[tuple[float, float]]:
+    """An upright ellipse, 0.62 as wide as tall, as a closed polyline of n points from the top."""
+    rx, ry = 0.31 * h, h / 2
+    return [(cx + rx * math.sin(2 * math.pi * k / n), cy - ry * math.cos(2 * math.pi * k / n))
+            for k in range(n + 1)]
+
+
+def seven(cx: float, cy: float, h: float) -> list[tuple[float, float]]:
+    """Top bar left to right, then the diagonal down to the bottom, in one stroke."""
+    w = 0.62 * h
+    return [(cx - w / 2, cy - h / 2), (cx + w / 2, cy - h / 2), (cx - w / 10, cy + h / 2)]
+
+
+SHAPES = {"1": one, "0": zero, "7": seven}
+PLACES = {
+    "large": (140, 140, 180),  # centre x, centre y, height on the 280 px canvas
+    "small": (62, 64, 70),  # ~70 px tall in the top-left quadrant
+}
+DRAWINGS = [pytest.param(d, p, id=f"{d}-{p}") for p in PLACES for d in SHAPES]
+
+
+@pytest.mark.parametrize("digit, place", DRAWINGS)
+def test_drawing_is_read(page: Page, digit: str, place: str):
+    open_tab(page, "Draw")
+    wait_idle(page)
+    # The app's default stroke width (on the 280 px canvas) is what these drawings use.
+    stroke = page.get_by_test_id("stSlider").filter(has_text="Stroke width").get_by_role("slider")
+    expect(stroke).to_have_value(str(DEFAULTS["stroke_width"]))
+    expect(page.locator(PREDICTION)).not_to_contain_text("Prediction")
+    draw_polyline(page, SHAPES[digit](*PLACES[place]))
+    expect(prediction_heading(page)).to_have_text(f"Prediction: {digit}", timeout=SLOW_MS)
+    expect(page.locator(PREDICTION)).to_contain_text("sure")
+    expect(page.locator(PREDICTION)).to_contain_text("What the model sees")
+    expect(page.locator(PREDICTION).get_by_test_id("stVegaLiteChart").locator("svg.marks")).to_be_visible()
+    assert_no_exception(page)
+    if place == "large":
+        save_screenshot(page, f"draw-{digit}", docs_name="draw" if digit == "7" else None)
+
+
+def test_clear_removes_drawing_and_prediction(page: Page):
+    open_tab(page, "Draw")
+    wait_idle(page)
+    draw_polyline(page, seven(140, 140, 180))
+    expect(prediction_heading(page)).to_have_text("Prediction: 7", timeout=SLOW_MS)
+
+    page.get_by_role("button", name=re.compile(r"\bClear$")).click()
+    expect(page.locator(PREDICTION)).not_to_contain_text("Prediction", timeout=SLOW_MS)
+    expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
+    # The canvas is empty again: a new drawing is read alone, not on top of the old 7.
+    wait_idle(page)
+    draw_polyline(page, one(140, 140, 180))
+    expect(prediction_heading(page)).to_have_text("Prediction: 1", timeout=SLOW_MS)
+    assert_no_exception(page)
+
+
+# --- upload ----------------------------------------------------------------------------------------------
+
+def test_upload_reads_a_digit_and_reports_a_bad_file(page: Page, mnist, tmp_path):
+    (_, _), (x_test, y_test) = mnist
+    assert int(y_test[0]) == 7
+    # MNIST test image 0 (a 7) as dark ink on white paper, 140x140: the app must invert it.
+    paper = Image.fromarray(255 - x_test[0]).resize((140, 140), Image.Resampling.BILINEAR)
+    good = tmp_path / "seven-on-paper.png"
+    paper.save(good)
+    bad = tmp_path / "notes.png"
+    bad.write_text("These are my shopping notes, not a picture.\n")
+
+    open_tab(page, "Draw")
+    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+
+    uploader.set_input_files(good)
+    expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text("Uploaded image: 7", timeout=SLOW_MS)
+    expect(page.get_by_test_id("stImageCaption").filter(has_text="seven-on-paper.png")).to_be_visible()
+    save_screenshot(page, "upload-7")
+
+    uploader.set_input_files(bad)
+    error = page.get_by_test_id("stAlert").filter(has_text="notes.png")
+    expect(error).to_be_visible(timeout=SLOW_MS)
+    expect(error).to_contain_text("not a picture")
+    expect(page.locator(UPLOAD_PREDICTION)).to_have_count(0)
+    assert_no_exception(page)
+
+    # The page still works: a good upload and a drawing are both read.
+    uploader.set_input_files(good)
+    expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text("Uploaded image: 7", timeout=SLOW_MS)
+    expect(error).to_have_count(0)
+    draw_polyline(page, one(140, 140, 180))
+    expect(prediction_heading(page)).to_have_text("Prediction: 1", timeout=SLOW_MS)
+    assert_no_exception(page)
+
+
+def test_upload_light_on_dark(page: Page, mnist, tmp_path):
+    (_, _), (x_test, y_test) = mnist
+    path = tmp_path / f"mnist-test-1-{int(y_test[1])}.png"
+    Image.fromarray(x_test[1]).resize((140, 140), Image.Resampling.NEAREST).save(path)
+
+    open_tab(page, "Draw")
+    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(path)
+    expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text(f"Uploaded image: {int(y_test[1])}",
+                                                                     timeout=SLOW_MS)
+    assert_no_exception(page)
+
+
+# --- gallery ---------------------------------------------------------------------------------------------
+
+def gallery_labels(page: Page) -> list[int]:
+    caption = page.get_by_text(re.compile(r"^Labels: "))
+    expect(caption).to_be_visible()
+    return [int(v) for v in caption.inner_text().removeprefix("Labels: ").split("·")[0].split()]
+
+
+def test_gallery_shows_labelled_digits_and_filters(page: Page, mnist):
+    (_, y_train), (_, _) = mnist
+    open_tab(page, "Gallery")
+
+    expect(page.get_by_text(re.compile(r"^Page 1 of 3,000 · images 1–20 of 60,000"))).to_be_visible()
+    first = " ".join(str(int(v)) for v in y_train[:20])
+    expect(page.get_by_text(re.compile(r"^Labels: "))).to_have_text(f"Labels: {first}")
+    image = page.get_by_test_id("stImage").locator("img").first
+    expect(image).to_be_visible()
+    assert image.evaluate("img => img.complete && img.naturalWidth > 500"), "the digit grid did not render"
+    save_screenshot(page, "gallery", docs_name="gallery")
+
+    # Filter: only 3s, and every label on the page says 3.
+    page.get_by_test_id("stSelectbox").filter(has_text="Digit").click()
+    page.get_by_role("option", name="3", exact=True).click()
+    n_threes = int(np.count_nonzero(y_train == 3))
+    expect(page.get_by_text(re.compile(rf"images 1–20 of {n_threes:,} "))).to_be_visible(timeout=SLOW_MS)
+    expect(page.get_by_text(re.compile(r"^Labels: "))).to_have_text("Labels: " + " ".join(["3"] * 20))
+
+    # The next page and the test split hold only 3s as well.
+    page.get_by_role("button", name="Next").click()
+    expect(page.get_by_text(re.compile(rf"^Page 2 of .* images 21–40 of {n_threes:,} "))).to_be_visible()
+    assert gallery_labels(page) == [3] * 20
+    page.get_by_test_id("stRadio").filter(has_text="Split").get_by_text("Test set").click()
+    expect(page.get_by_text(re.compile(r"^Page 1 of .* images 1–20 of 1,010 "))).to_be_visible(timeout=SLOW_MS)
+    assert gallery_labels(page) == [3] * 20
+
+    # With the model's predictions shown, the caption lists them too.
+    page.get_by_text("Show the active model's prediction").click()
+    caption = page.get_by_text(re.compile(r"^Labels: "))
+    expect(caption).to_contain_text("model predictions:", timeout=SLOW_MS)
+    assert re.search(r"· (\d+) of 20 wrong$", caption.inner_text())
+    save_screenshot(page, "gallery-threes-predictions")
+    assert_no_exception(page)

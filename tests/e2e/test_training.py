@@ -1,0 +1,192 @@
+"""Browser tests of training in the studio: live curves, the new active model, two sessions, Stop.
+
+Each test gets its own server (`fresh_server`): an idle job slot, an empty runs dir, and the
+shipped model active, whatever the other tests did. Real training on MNIST slices, on the CPU.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+from playwright.sync_api import Page, expect
+
+from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, save_screenshot,
+                         shipped_model_line, wait_idle)
+
+CURVES = ".st-key-training-curves"
+RUN_MS = 180_000  # a whole short run on a busy 2-core box, with margin
+RUNNING = re.compile(r"batch [1-9][\d,]*/")  # the progress bar once batches are being trained
+BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]  # studio/train_tab.py BATCH_SIZES
+
+
+def set_number(page: Page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    expect(box).to_have_value(str(value))
+
+
+def set_batch_size(page: Page, value: int) -> None:
+    thumb = page.get_by_test_id("stSlider").filter(has_text="Batch size").get_by_role("slider")
+    thumb.focus()
+    thumb.press("Home")
+    for _ in range(BATCH_SIZES.index(value)):
+        thumb.press("ArrowRight")
+    expect(thumb).to_have_attribute("aria-valuetext", str(value))
+
+
+def set_recipe(page: Page, *, epochs: int, train_images: int, test_images: int, batch_size: int = 32) -> None:
+    """Fill the Train tab's controls (the seed preset, the default) and wait until the server has them."""
+    open_tab(page, "Train")
+    expect(page.get_by_test_id("stRadio").filter(has_text="Network preset").get_by_role("radio", name="seed")
+           ).to_be_checked()
+    set_number(page, "Epochs", epochs)
+    set_number(page, "Training images", train_images)
+    set_number(page, "Test images", test_images)
+    if batch_size != 32:
+        set_batch_size(page, batch_size)
+    steps = -(-train_images // batch_size)
+    # The caption is computed by the server from the widget values: it proves the rerun saw them all.
+    expect(page.get_by_text(f"{steps:,} batches per epoch · {steps * epochs:,} in total.")).to_be_visible()
+    wait_idle(page)
+
+
+def start_run(page: Page) -> None:
+    train = page.get_by_role("button", name="Train", exact=True)
+    expect(train).to_be_enabled()
+    train.click()
+    curves = page.locator(CURVES)
+    expect(curves).to_contain_text("Training run", timeout=30_000)
+    expect(curves.get_by_test_id("stProgress")).to_contain_text(RUNNING, timeout=RUN_MS)
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
+
+
+COUNT_REDRAWS = """(wanted) => {
+    // Record every distinct rendering of the two curve charts while the run is in progress.
+    const el = document.querySelector('.st-key-training-curves');
+    const seen = (window.__curveRenders ??= new Set());
+    if (el && /batch [1-9][\\d,]*\\//.test(el.innerText)) {
+        const svgs = [...el.querySelectorAll('[data-testid="stVegaLiteChart"] svg.marks')];
+        if (svgs.length === 2) seen.add(svgs.map(s => s.innerHTML).join('|') + '|' + el.innerText);
+    }
+    return seen.size >= wanted;
+}"""
+
+
+def metric(page: Page, scope: str, label: str) -> str:
+    m = page.locator(scope).get_by_test_id("stMetric").filter(has_text=label)
+    return m.get_by_test_id("stMetricValue").inner_text()
+
+
+def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_server, open_page):
+    page = open_page(fresh_server)
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar).to_contain_text(shipped_model_line())
+    expect(sidebar).to_contain_text("(shipped default)")
+
+    # 1 epoch of the tutorial's CNN on 20,000 images, batch 32: ~10 s here, so several live redraws.
+    set_recipe(page, epochs=1, train_images=20_000, test_images=1_000)
+    start_run(page)
+    expect(sidebar).to_contain_text("Training seed in the Train tab")
+
+    # The curves are redrawn while it runs: 4 distinct renderings = 3 changes, all during the run.
+    page.wait_for_function(COUNT_REDRAWS, arg=4, timeout=RUN_MS, polling=100)
+    renders = page.evaluate("() => window.__curveRenders.size")
+    assert_no_exception(page)
+
+    curves = page.locator(CURVES)
+    expect(curves).to_contain_text("Completed.", timeout=RUN_MS)
+    expect(curves).to_contain_text("Last training run")
+    expect(curves).to_contain_text("Saved and made active for every session.")
+    accuracy = metric(page, CURVES, "Final test accuracy")
+    assert re.fullmatch(r"\d{1,3}\.\d\d%", accuracy), accuracy
+    assert float(accuracy[:-1]) > 90, f"1 epoch on 20,000 images should reach >90%, got {accuracy}"
+    assert metric(page, CURVES, "Full epochs") == "1/1"
+    charts = curves.get_by_test_id("stVegaLiteChart")
+    expect(charts).to_have_count(2)
+    expect(curves).to_contain_text("Loss")
+    expect(curves).to_contain_text("Accuracy")
+
+    # The sidebar names the new model, with the accuracy the run reported, and no longer the default.
+    expect(sidebar).to_contain_text(f"seed · {accuracy} test accuracy", timeout=30_000)
+    expect(sidebar).not_to_contain_text("shipped default")
+    expect(sidebar).to_contain_text(re.compile(r"\d{8}-\d{6}-\d+-seed\.keras"))
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
+    assert_no_exception(page)
+    save_screenshot(page, "train-finished", docs_name="train")
+    print(f"distinct curve renderings during the run: {renders}")
+
+    # The Draw tab reads with the new model.
+    open_tab(page, "Draw")
+    draw_polyline(page, [(140, 50), (140, 230)])
+    expect(prediction_heading(page)).to_have_text("Prediction: 1", timeout=60_000)
+    expect(page.locator(".st-key-prediction")).to_contain_text("Model: seed")
+
+
+def test_second_session_predicts_and_sees_the_running_job(fresh_server, open_page):
+    first = open_page(fresh_server)
+    # A run far longer than this test: 7,500 batches of 8 per epoch, 10 epochs. It is stopped at the end.
+    set_recipe(first, epochs=10, train_images=60_000, test_images=1_000, batch_size=8)
+    start_run(first)
+
+    second = open_page(fresh_server)  # another browser context: another Streamlit session
+    expect(second.get_by_test_id("stSidebar")).to_contain_text("Training seed in the Train tab")
+
+    # Drawing still gets an answer while the server trains (the shipped model: no epoch has finished).
+    open_tab(second, "Draw")
+    draw_polyline(second, [(140, 50), (140, 230)])
+    expect(prediction_heading(second)).to_have_text("Prediction: 1", timeout=60_000)
+    shipped_preset = shipped_model_line().split(" · ")[0]
+    expect(second.locator(".st-key-prediction")).to_contain_text(f"Model: {shipped_preset}")
+
+    # Its Train tab shows the job, live, and cannot start another one.
+    open_tab(second, "Train")
+    curves = second.locator(CURVES)
+    expect(curves).to_contain_text("Training run")
+    expect(curves).to_contain_text("10 epoch(s) · batch 8")
+    expect(second.get_by_text("A training job is running on this server")).to_be_visible()
+    expect(second.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    expect(second.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
+    progress = curves.get_by_test_id("stProgress")
+    expect(progress).to_contain_text(RUNNING)
+    before = progress.inner_text()
+    expect(progress).not_to_have_text(before, timeout=30_000)  # the second session's view is live too
+    save_screenshot(second, "train-running")
+    assert_no_exception(second)
+
+    # The run was never interrupted, and either session can stop it: the other one sees it end.
+    expect(first.locator(CURVES)).to_contain_text("Training run")
+    second.get_by_role("button", name="Stop", exact=True).click()
+    expect(curves).to_contain_text("Stopped.", timeout=30_000)
+    expect(first.locator(CURVES)).to_contain_text("Stopped.", timeout=30_000)
+    expect(first.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    assert_no_exception(first)
+
+
+def test_stop_ends_a_run_within_seconds(fresh_server, open_page):
+    page = open_page(fresh_server)
+    set_recipe(page, epochs=10, train_images=60_000, test_images=1_000, batch_size=8)
+    start_run(page)
+    curves = page.locator(CURVES)
+
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    started = time.monotonic()
+    stop.click()
+    expect(curves).to_contain_text("Stopped.", timeout=15_000)
+    seconds = time.monotonic() - started
+    print(f"Stop -> 'Stopped.' shown in {seconds:.1f} s")
+
+    expect(curves).to_contain_text("Last training run")
+    expect(curves).to_contain_text("Stopped before one full epoch: the active model is unchanged.")
+    assert metric(page, CURVES, "Full epochs") == "0/10"
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_disabled()
+    sidebar = page.get_by_test_id("stSidebar")
+    expect(sidebar).to_contain_text(shipped_model_line())
+    expect(sidebar).to_contain_text("(shipped default)")
+    expect(sidebar).not_to_contain_text("Training seed")
+    assert_no_exception(page)
+    save_screenshot(page, "train-stopped")
