@@ -1,7 +1,7 @@
 """Browser tests of the studio's page, Draw tab (canvas and upload) and Gallery tab.
 
 A real `streamlit run app.py` (one per module), the shipped model, system Chromium. Training,
-which changes the server's state, lives in test_training.py with a server per test.
+which changes the server's state, lives in test_e2e_training.py with a server per test.
 MNIST arrays come from the `mnist` fixture of tests/conftest.py: the vendored file, which the app reads too.
 """
 
