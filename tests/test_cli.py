@@ -14,10 +14,11 @@ import pytest
 import tensorflow as tf
 
 from mnist_core import cli
+from mnist_core.model import PRESETS
 from mnist_core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--seed", "--train-subset",
+TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--augment", "--seed", "--train-subset",
                "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic", "--data-path", "--out",
                "--dry-run"]
 LAST_LINE = re.compile(r"^test_accuracy=\d\.\d{4} seconds=\d+\.\d$")
@@ -189,7 +190,7 @@ def test_dry_run_flags_can_be_overridden():
     args = cli.build_parser().parse_args(["train", "--dry-run", "--train-subset", "2000", "--preset", "fast"])
     config = cli.config_from_args(args)
     assert (config.preset, config.epochs, config.train_subset, config.test_subset) == ("fast", 1, 2000, 500)
-    assert config.batch_size == 256  # the rest is the preset's recipe
+    assert config.batch_size == PRESETS["fast"].batch_size  # the rest is the preset's recipe
     args = cli.build_parser().parse_args(["train", "--no-deterministic", "--test-subset", "all"])
     config = cli.config_from_args(args)
     assert config.deterministic is False and config.test_subset is None and config.epochs == 10
