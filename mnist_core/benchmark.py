@@ -78,6 +78,43 @@ def training_table(rows: list[TrainingRow]) -> str:
     return "\n".join(lines)
 
 
+def benchmark_callback_cost(quick: bool = False) -> dict[str, float]:
+    """Images/s of the seed network at batch 32 (the most callbacks per image) with and without
+    the live-progress callback; each measured twice, alternating, best of two."""
+    import threading
+
+    import keras
+
+    from mnist_core.model import build_model, compile_model
+    from mnist_core.progress import ProgressCallback, TrainingProgress
+
+    n = 2000 if quick else 20000
+    (x_train, y_train), _ = data.load_mnist()
+    x, y = x_train[:n], y_train[:n]
+    ds = data.make_dataset(x, y, 32, shuffle=True, seed=0)
+    steps = -(-n // 32)
+    best = {"without": 0.0, "with": 0.0}
+    for label in ["without", "with"] * 2:
+        keras.utils.set_random_seed(0)
+        model = build_model("seed")
+        compile_model(model, keras.optimizers.Adam(1e-3))
+        model.fit(ds.take(10), verbose=0)  # tracing happens here, outside the timing
+        callbacks = [ProgressCallback(TrainingProgress(), threading.Event(), 1, steps, 32)] if label == "with" else []
+        start = time.perf_counter()
+        model.fit(ds, epochs=1, verbose=0, callbacks=callbacks)
+        best[label] = max(best[label], n / (time.perf_counter() - start))
+    best["cost"] = 1 - best["with"] / best["without"]
+    return best
+
+
+def callback_table(cost: dict[str, float]) -> str:
+    return "\n".join([
+        "| live-progress callback (seed, batch 32) | images/s |", "|---|---|",
+        f"| without | {cost['without']:,.0f} |", f"| with | {cost['with']:,.0f} |",
+        f"| cost | {cost['cost']:.1%} |",
+    ])
+
+
 def _percentiles(fn, repeats: int) -> tuple[float, float]:
     times = []
     for _ in range(repeats):
@@ -128,6 +165,8 @@ def run(quick: bool = False, only: str | None = None, presets: list[str] | None 
     parts = ["| machine | |", "|---|---|", *[f"| {k} | {v} |" for k, v in machine_info().items()]]
     if only in (None, "training"):
         parts += ["", training_table(benchmark_training(presets or list(PRESETS), quick=quick))]
+    if only in (None, "callbacks"):
+        parts += ["", callback_table(benchmark_callback_cost(quick=quick))]
     if only in (None, "inference"):
         parts += ["", inference_table(benchmark_inference(quick=quick))]
     return "\n".join(parts)

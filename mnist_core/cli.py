@@ -54,7 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("benchmark", help="time the presets against the tutorial's recipe, and inference latency")
     b.add_argument("--quick", action="store_true", help="for CI: tiny runs that only prove the benchmark works")
-    b.add_argument("--only", choices=["training", "inference"], help="run one of the two benchmarks")
+    b.add_argument("--only", choices=["training", "callbacks", "inference"], help="run one of the benchmarks")
     b.add_argument("--presets", nargs="+", choices=list(PRESETS), help="presets to train (default: all)")
     return parser
 

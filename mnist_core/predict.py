@@ -1,4 +1,4 @@
-"""Prediction: softmax probabilities through one compiled function with a fixed signature."""
+"""Prediction: softmax probabilities through compiled functions with fixed signatures."""
 
 from __future__ import annotations
 
@@ -18,12 +18,19 @@ class Predictor:
         self.model = model
         model = float32_twin(model)
 
-        # One trace serves every batch size; model.predict would rebuild a dataset per call.
-        @tf.function(input_signature=[tf.TensorSpec([None, 28, 28, 1], tf.float32)], reduce_retracing=True)
-        def _proba(x):
+        def proba(x):
             return tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), axis=-1)
 
-        self._proba = _proba
+        # Concrete functions skip tf.function's per-call signature matching, and model.predict's
+        # per-call dataset. One image (a drawing) goes through an XLA-fused graph: about half the
+        # latency of the plain graph on a CPU; any batch size through the plain one.
+        self._one = tf.function(proba, jit_compile=True).get_concrete_function(
+            tf.TensorSpec([1, 28, 28, 1], tf.float32))
+        self._many = tf.function(proba).get_concrete_function(tf.TensorSpec([None, 28, 28, 1], tf.float32))
+
+    def _proba(self, batch: np.ndarray) -> np.ndarray:
+        fn = self._one if len(batch) == 1 else self._many
+        return fn(tf.constant(batch)).numpy()
 
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Predictor":
@@ -36,9 +43,8 @@ class Predictor:
         if len(batch) == 0:
             return np.zeros((0, 10), np.float32)  # TensorFlow's convolutions reject an empty batch
         if len(batch) <= batch_size:
-            return self._proba(batch).numpy()
-        return np.concatenate([self._proba(batch[i:i + batch_size]).numpy()
-                               for i in range(0, len(batch), batch_size)])
+            return self._proba(batch)
+        return np.concatenate([self._proba(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)])
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The most probable digit for each image, shape (N,)."""
@@ -70,6 +76,6 @@ def as_batch(x: np.ndarray) -> np.ndarray:
         x = x[..., 0]
     if x.ndim != 3 or x.shape[1:] != (28, 28):
         raise ValueError(f"Expected one (28, 28) image or a batch (N, 28, 28), got shape {x.shape}")
-    if x.size and (np.isnan(x).any() or x.min() < 0 or x.max() > 1):
+    if x.size and not (x.min() >= 0 and x.max() <= 1):  # NaN fails both comparisons
         raise ValueError("Image values must lie in [0, 1]")
     return np.ascontiguousarray(x, dtype=np.float32)[..., np.newaxis]
