@@ -6,7 +6,6 @@ import argparse
 import dataclasses
 import sys
 import threading
-import time
 
 from mnist_core.model import PRESETS
 from mnist_core.precision import CHOICES as PRECISIONS
