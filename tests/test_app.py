@@ -41,7 +41,15 @@ def runs(tmp_path, monkeypatch) -> RunStore:
     monkeypatch.setenv(RUNS_ENV, str(root))
     _clear_caches()
     yield RunStore(root)
+    _stop_running_job()  # a failed test must not leave training running into the next one
     _clear_caches()
+
+
+def _stop_running_job() -> None:
+    job = _job_manager().job
+    if job is not None:
+        job.stop()
+        job.join(60)
 
 
 @pytest.fixture
@@ -206,18 +214,12 @@ def test_tiny_training_run_updates_the_active_model(runs):
     at = run_app()
     assert not at.button(key="train_btn").disabled and at.button(key="stop_btn").disabled
     before = sidebar_text(at)
-    try:
-        at = _start_tiny_run(at, epochs=1)
-        # While it runs: one job per server, so Train is off and Stop is on; a live progress bar
-        if at.button(key="train_btn").disabled:
-            assert not at.button(key="stop_btn").disabled
-            assert at.get("progress")
-        at = _wait_for_job_end(at)
-    finally:
-        job = _job_manager().job
-        if job is not None:
-            job.stop()
-            job.join(60)
+    at = _start_tiny_run(at, epochs=1)
+    # While it runs: one job per server, so Train is off and Stop is on; a live progress bar
+    if at.button(key="train_btn").disabled:
+        assert not at.button(key="stop_btn").disabled
+        assert at.get("progress")
+    at = _wait_for_job_end(at)
 
     assert [s.value for s in at.success if s.value.startswith("**Completed.**")], [e.value for e in at.error]
     info = runs.active_info()
@@ -234,24 +236,18 @@ def test_tiny_training_run_updates_the_active_model(runs):
 
 def test_stop_ends_the_run_and_says_so(runs):
     at = run_app()
-    try:
-        at = _start_tiny_run(at, epochs=50)
-        job = _job_manager().job
-        # A second session sees the server's job and cannot start another
-        other = run_app()
-        assert other.button(key="train_btn").disabled and not other.button(key="stop_btn").disabled
-        assert any("A training job is running on this server" in c.value for c in other.caption)
-        deadline = time.monotonic() + TRAIN_DEADLINE_S
-        while not job.snapshot().epochs_done and job.running and time.monotonic() < deadline:
-            time.sleep(0.5)  # one full epoch, so the stopped run is worth keeping
-        at.run()
-        at.button(key="stop_btn").click().run()
-        at = _wait_for_job_end(at)
-    finally:
-        job = _job_manager().job
-        if job is not None:
-            job.stop()
-            job.join(60)
+    at = _start_tiny_run(at, epochs=50)
+    job = _job_manager().job
+    # A second session sees the server's job and cannot start another
+    other = run_app()
+    assert other.button(key="train_btn").disabled and not other.button(key="stop_btn").disabled
+    assert any("A training job is running on this server" in c.value for c in other.caption)
+    deadline = time.monotonic() + TRAIN_DEADLINE_S
+    while not job.snapshot().epochs_done and job.running and time.monotonic() < deadline:
+        time.sleep(0.5)  # one full epoch, so the stopped run is worth keeping
+    at.run()
+    at.button(key="stop_btn").click().run()
+    at = _wait_for_job_end(at)
     warnings = [w.value for w in at.warning if w.value.startswith("**Stopped.**")]
     assert warnings and "Stopped by request" in warnings[0], [w.value for w in at.warning]
     assert job.result.status == "stopped" and 1 <= job.result.full_epochs < 50
