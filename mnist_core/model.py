@@ -120,11 +120,16 @@ PRESETS: dict[str, Preset] = {
 }
 
 
-def build_model(name: str, dtype: str = "float32") -> keras.Model:
-    """A fresh, uncompiled network of the named preset; dtype may be a mixed-precision policy."""
+def get_preset(name: str) -> Preset:
+    """The named preset, or a ValueError listing the choices."""
     if name not in PRESETS:
         raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    return PRESETS[name].build(dtype=dtype)
+    return PRESETS[name]
+
+
+def build_model(name: str, dtype: str = "float32") -> keras.Model:
+    """A fresh, uncompiled network of the named preset; dtype may be a mixed-precision policy."""
+    return get_preset(name).build(dtype=dtype)
 
 
 def compile_model(model: keras.Model, optimizer: keras.optimizers.Optimizer, steps_per_execution: int = 1) -> None:

@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from mnist_core import data
 from mnist_core.gpu import distribution_strategy
-from mnist_core.model import PRESETS, build_model, compile_model
+from mnist_core.model import build_model, compile_model, get_preset
 from mnist_core.precision import CHOICES as PRECISIONS, resolve_precision
 from mnist_core.progress import EpochPoint, ProgressCallback, TrainingProgress
 
@@ -39,8 +39,7 @@ class TrainConfig:
     data_path: str | None = None  # MNIST .npz (None = $MNIST_NPZ or the vendored copy)
 
     def __post_init__(self) -> None:
-        if self.preset not in PRESETS:
-            raise ValueError(f"Unknown preset {self.preset!r}; choose one of {', '.join(PRESETS)}")
+        get_preset(self.preset)
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         for name in ("epochs", "batch_size", "steps_per_execution"):
@@ -57,9 +56,7 @@ class TrainConfig:
     @classmethod
     def for_preset(cls, name: str, **overrides) -> "TrainConfig":
         """The preset's own recipe, with any field overridden."""
-        if name not in PRESETS:
-            raise ValueError(f"Unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-        p = PRESETS[name]
+        p = get_preset(name)
         recipe = dict(preset=name, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
                       schedule=p.schedule, precision=p.precision, augment=p.augment)
         return cls(**{**recipe, **overrides})
