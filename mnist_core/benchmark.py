@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import os
 import platform
+import threading
 import time
 from dataclasses import dataclass
 
+import keras
 import numpy as np
 import tensorflow as tf
 
 from mnist_core import data
-from mnist_core.model import PRESETS
+from mnist_core.model import PRESETS, build_model, compile_model
 from mnist_core.precision import resolve_precision
+from mnist_core.predict import Predictor
+from mnist_core.preprocess import preprocess_drawing
+from mnist_core.progress import ProgressCallback, TrainingProgress
 from mnist_core.training import TrainConfig, train
 
 TARGET = 0.99  # the accuracy whose arrival time is compared
@@ -83,13 +88,6 @@ def training_table(rows: list[TrainingRow]) -> str:
 def benchmark_callback_cost(quick: bool = False) -> dict[str, float]:
     """Images/s of the seed network at batch 32 (the most callbacks per image) with and without
     the live-progress callback; each measured twice, alternating, best of two."""
-    import threading
-
-    import keras
-
-    from mnist_core.model import build_model, compile_model
-    from mnist_core.progress import ProgressCallback, TrainingProgress
-
     n = 2000 if quick else 20000
     (x_train, y_train), _ = data.load_mnist()
     x, y = x_train[:n], y_train[:n]
@@ -129,9 +127,6 @@ def _percentiles(fn, repeats: int) -> tuple[float, float]:
 
 def benchmark_inference(model_path=None, quick: bool = False) -> list[tuple[str, float, float]]:
     """(what, p50 ms, p95 ms) for one-image prediction, model.predict, preprocessing, the test set."""
-    from mnist_core.predict import Predictor
-    from mnist_core.preprocess import preprocess_drawing
-
     repeats = 20 if quick else 300
     predictor = Predictor.load(model_path)
     (_, _), (x_test, _) = data.load_mnist()
