@@ -140,8 +140,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     _, test_split = data.load_mnist(args.data_path)
     x, y = data.subset(test_split, args.test_subset)
     result = evaluate(predictor, x.astype("float32") / 255.0, y)
-    for digit, acc in enumerate(result.per_class_accuracy):
-        print(f"digit {digit}: accuracy={acc:.4f} ({result.confusion[digit].sum()} images)")
+    for digit, (recall, precision) in enumerate(zip(result.recall, result.precision)):
+        print(f"digit {digit}: accuracy={recall:.4f} precision={precision:.4f} "
+              f"({result.confusion[digit].sum()} images)")
     print(f"test_accuracy={result.accuracy:.4f}")
     return 0
 

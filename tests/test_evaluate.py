@@ -1,4 +1,4 @@
-"""mnist_core.evaluate: confusion matrix and scores, checked by hand and against the model itself."""
+"""mnist_core.evaluate: confusion matrix, precision, recall and mistakes, checked by hand and against the model."""
 
 from __future__ import annotations
 
@@ -28,6 +28,34 @@ def test_confusion_matrix_repeated_pairs_and_default_size():
     assert m[9, 4] == 2 and m[9, 9] == 1 and m[3, 3] == 1  # repeated pairs all counted
 
 
+def hand_example() -> Evaluation:
+    """Seven images of digits 0-2, scored by hand below."""
+    labels = np.array([0, 0, 1, 2, 2, 2, 1])
+    predictions = np.array([0, 1, 1, 2, 0, 2, 1])
+    confidence = np.array([0.9, 0.8, 0.7, 0.95, 0.6, 0.5, 0.99])
+    return Evaluation(labels=labels, predictions=predictions, confidence=confidence,
+                      confusion=confusion_matrix(labels, predictions))
+
+
+def test_precision_and_recall_by_hand():
+    e = hand_example()
+    assert e.accuracy == pytest.approx(5 / 7)
+    # recall: 0 -> 1 of 2 right; 1 -> 2 of 2; 2 -> 2 of 3; no images of 3-9
+    np.testing.assert_allclose(e.recall[:3], [1 / 2, 2 / 2, 2 / 3])
+    # precision: answers "0" -> 1 of 2 right (image 4 was a 2); "1" -> 2 of 3 (image 1 was a 0); "2" -> 2 of 2
+    np.testing.assert_allclose(e.precision[:3], [1 / 2, 2 / 3, 2 / 2])
+    assert np.isnan(e.recall[3:]).all() and np.isnan(e.precision[3:]).all()  # undefined, not 0
+
+
+def test_cells_and_mistakes_by_hand():
+    e = hand_example()
+    assert e.cell(0, 1).tolist() == [1]
+    assert e.cell(2, 2).tolist() == [3, 5]  # confidence 0.95 before 0.5
+    assert e.cell(1, 1).tolist() == [6, 2]  # 0.99 before 0.7
+    assert e.cell(3, 3).tolist() == []
+    assert e.mistakes().tolist() == [1, 4]  # the 0 read as 1 (80% sure) before the 2 read as 0 (60%)
+
+
 @pytest.fixture(scope="module")
 def scored(trained, test_digits):
     x, y = test_digits
@@ -55,18 +83,30 @@ def test_confusion_and_per_class_are_consistent(test_digits, scored):
     assert cm.sum(axis=1).tolist() == np.bincount(y, minlength=10).tolist()  # rows: true digits
     assert cm.sum(axis=0).tolist() == np.bincount(scored.predictions, minlength=10).tolist()  # columns: predicted
     assert np.trace(cm) / cm.sum() == pytest.approx(scored.accuracy)
-    np.testing.assert_allclose(scored.per_class_accuracy, np.diag(cm) / cm.sum(axis=1))
+    np.testing.assert_allclose(scored.recall, np.diag(cm) / cm.sum(axis=1))
     for digit in range(10):
         mask = y == digit
-        assert scored.per_class_accuracy[digit] == pytest.approx((scored.predictions[mask] == digit).mean())
+        assert scored.recall[digit] == pytest.approx((scored.predictions[mask] == digit).mean())
+        said = scored.predictions == digit
+        assert scored.precision[digit] == pytest.approx((y[said] == digit).mean())
 
 
-def test_missing_classes_score_zero_without_warnings(trained, test_digits):
+def test_mistakes_of_a_real_model(test_digits, scored):
+    _, y = test_digits
+    wrong = scored.mistakes()
+    assert len(wrong) == (scored.predictions != y).sum() > 0
+    assert (scored.predictions[wrong] != y[wrong]).all()
+    assert (np.diff(scored.confidence[wrong]) <= 0).all()  # most confident first
+    cells = sum(len(scored.cell(t, p)) for t in range(10) for p in range(10) if t != p)
+    assert cells == len(wrong)
+
+
+def test_missing_classes_score_nan_without_warnings(trained, test_digits):
     x, y = test_digits
     keep = (y == 0) | (y == 1)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         result = evaluate(Predictor(trained.result.model), x[keep], y[keep])
     assert result.confusion.sum() == keep.sum()
-    assert result.per_class_accuracy[2:].tolist() == [0.0] * 8
-    assert result.per_class_accuracy[:2].min() > 0.8
+    assert np.isnan(result.recall[2:]).all()
+    assert result.recall[:2].min() > 0.8
