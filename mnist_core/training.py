@@ -13,6 +13,7 @@ import tensorflow as tf
 
 from mnist_core import data
 from mnist_core.gpu import distribution_strategy
+from mnist_core.live import WeightBoard, WeightPublisher
 from mnist_core.model import build_model, compile_model, get_preset
 from mnist_core.precision import CHOICES as PRECISIONS, resolve_precision
 from mnist_core.progress import EpochPoint, ProgressCallback, TrainingProgress
@@ -101,11 +102,12 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
 
 
 def train(config: TrainConfig, progress: TrainingProgress | None = None,
-          stop: threading.Event | None = None) -> TrainResult:
+          stop: threading.Event | None = None, board: WeightBoard | None = None) -> TrainResult:
     """Train one model on MNIST; validation on the test split after every full epoch.
 
     `progress` receives live metrics; setting `stop` ends training within one batch
-    (steps_per_execution batches) and the result says it was stopped.
+    (steps_per_execution batches) and the result says it was stopped; `board`, if given,
+    receives copies of the weights as they train (live.WeightPublisher).
     """
     progress = progress or TrainingProgress()
     progress.set_message("loading MNIST")
@@ -130,8 +132,9 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
 
     callback = ProgressCallback(progress, stop, config.epochs, steps_per_epoch, config.batch_size,
                                 validation=test_ds)
+    callbacks = [callback] if board is None else [WeightPublisher(board, steps_per_epoch), callback]
     started = time.perf_counter()
-    model.fit(train_ds, epochs=config.epochs, callbacks=[callback], verbose=0, shuffle=False)  # shuffled by tf.data
+    model.fit(train_ds, epochs=config.epochs, callbacks=callbacks, verbose=0, shuffle=False)  # shuffled by tf.data
     seconds = time.perf_counter() - started
     history = tuple(progress.snapshot().epochs_done)
 

@@ -1,0 +1,103 @@
+"""The network being trained, readable while it trains: the worker publishes weight copies, readers load them.
+
+Training never waits for a reader: publishing copies the weights into a new immutable snapshot,
+and a reader sets them into its own, separate model.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+
+from mnist_core.model import build_model
+from mnist_core.predict import Predictor
+
+PUBLISH_EVERY = 200  # batches between publications, besides the start and every epoch's end
+
+
+@dataclass(frozen=True)
+class PublishedWeights:
+    version: int  # 0, 1, 2... in publishing order
+    epoch: float  # epochs completed, fractional: 1.5 = halfway through the second
+    step: int  # global batch number (0 = before the first batch)
+    weights: tuple[np.ndarray, ...]  # copies, in model.get_weights() order
+
+    @property
+    def label(self) -> str:
+        if self.step == 0:
+            return "untrained, before the first batch"
+        return f"after {self.epoch:.2f} epochs ({self.step:,} batches)"
+
+
+class WeightBoard:
+    """The latest published weights of one training run; written by the worker, read by anyone."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._latest: PublishedWeights | None = None
+
+    def publish(self, weights: list[np.ndarray], epoch: float, step: int) -> None:
+        """Store copies: the caller may go on changing its arrays."""
+        copies = tuple(np.array(w, copy=True) for w in weights)
+        with self._lock:
+            version = 0 if self._latest is None else self._latest.version + 1
+            self._latest = PublishedWeights(version, epoch, step, copies)
+
+    def latest(self) -> PublishedWeights | None:
+        with self._lock:
+            return self._latest
+
+
+class WeightPublisher(keras.callbacks.Callback):
+    """Publishes the model's weights at the start, every `every` batches and at every epoch's end."""
+
+    def __init__(self, board: WeightBoard, batches_per_epoch: int, every: int = PUBLISH_EVERY) -> None:
+        super().__init__()
+        self.board, self.batches_per_epoch, self.every = board, batches_per_epoch, every
+        self._epoch = 0  # current epoch, from 0
+        self._done = 0  # batches done in it
+        self._last = 0  # global step of the last publication
+
+    def _publish(self) -> None:
+        self._last = self._epoch * self.batches_per_epoch + self._done
+        self.board.publish(self.model.get_weights(), self._epoch + self._done / self.batches_per_epoch, self._last)
+
+    def on_train_begin(self, logs=None):
+        self._publish()
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch, self._done = epoch, 0
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._done = min(batch + 1, self.batches_per_epoch)  # several batches per call with steps_per_execution
+        step = self._epoch * self.batches_per_epoch + self._done
+        if step - self._last >= self.every and self._done < self.batches_per_epoch:  # the epoch's end publishes
+            self._publish()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._publish()
+
+
+class LiveModel:
+    """A private float32 copy of a preset's network that follows a WeightBoard. Thread-safe."""
+
+    def __init__(self, preset: str) -> None:
+        self._predictor = Predictor(build_model(preset))
+        self._lock = threading.Lock()
+        self.published: PublishedWeights | None = None  # what the model holds now
+
+    def refresh(self, board: WeightBoard) -> PublishedWeights | None:
+        """Load the board's latest weights if they are newer; returns what the model now holds."""
+        latest = board.latest()
+        with self._lock:
+            if latest is not None and (self.published is None or latest.version > self.published.version):
+                self._predictor.model.set_weights(list(latest.weights))
+                self.published = latest
+            return self.published
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        with self._lock:
+            return self._predictor.predict_proba(x)

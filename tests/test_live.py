@@ -1,0 +1,109 @@
+"""mnist_core.live: weight copies published during real training, and a model that reads them."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from conftest import TINY_CONFIG
+from mnist_core.live import LiveModel, PublishedWeights, WeightBoard
+from mnist_core.predict import Predictor
+from mnist_core.training import TrainConfig, train
+
+
+class RecordingBoard(WeightBoard):
+    """A real board that also keeps every publication, for the test to inspect."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.all: list[PublishedWeights] = []
+
+    def publish(self, weights, epoch, step) -> None:
+        super().publish(weights, epoch, step)
+        self.all.append(self.latest())
+
+
+def test_the_board_keeps_copies_and_counts_versions():
+    board = WeightBoard()
+    assert board.latest() is None
+    w = [np.ones((2, 2), np.float32)]
+    board.publish(w, 0.0, 0)
+    w[0][:] = 5  # the publisher goes on training
+    assert board.latest().weights[0].tolist() == [[1, 1], [1, 1]]
+    board.publish(w, 0.5, 10)
+    latest = board.latest()
+    assert (latest.version, latest.epoch, latest.step) == (1, 0.5, 10)
+    assert latest.label == "after 0.50 epochs (10 batches)"
+
+
+@pytest.fixture(scope="module")
+def published():
+    """250 batches of 8 in one epoch: published before the first batch, at batch 200 and at the end."""
+    board = RecordingBoard()
+    result = train(TrainConfig(train_subset=2000, test_subset=500, epochs=1, batch_size=8), board=board)
+    return board, result
+
+
+def test_publications_during_training(published):
+    board, result = published
+    assert [(p.version, p.step) for p in board.all] == [(0, 0), (1, 200), (2, 250)]
+    assert [p.epoch for p in board.all] == [0.0, 0.8, 1.0]
+    assert board.all[0].label == "untrained, before the first batch"
+    final = result.model.get_weights()
+    assert len(board.all[-1].weights) == len(final)
+    for published_w, model_w in zip(board.all[-1].weights, final):
+        np.testing.assert_array_equal(published_w, model_w)  # the last copy is the trained network
+    assert not np.array_equal(board.all[0].weights[0], final[0])  # the first one was untrained
+
+
+def test_published_weights_are_copies(published):
+    board, result = published
+    before = result.model.get_weights()[0].copy()
+    board.latest().weights[0][:] = 0  # a careless reader
+    np.testing.assert_array_equal(result.model.get_weights()[0], before)
+
+
+def test_live_model_follows_the_board(published, test_digits):
+    board, result = published
+    x, _ = test_digits
+    live = LiveModel("seed")
+    assert live.published is None
+    first = WeightBoard()
+    first.publish(list(board.all[0].weights), 0.0, 0)
+    assert live.refresh(first).step == 0
+    untrained = live.predict_proba(x[:200])
+    trained_board = WeightBoard()
+    trained_board.publish(list(result.model.get_weights()), 1.0, 250)
+    trained_board.publish(list(result.model.get_weights()), 1.0, 250)  # version 1
+    assert live.refresh(trained_board).version == 1
+    np.testing.assert_allclose(live.predict_proba(x[:200]), Predictor(result.model).predict_proba(x[:200]),
+                               atol=1e-5)
+    assert not np.allclose(untrained, live.predict_proba(x[:200]), atol=1e-2)
+    assert live.refresh(first).version == 1  # an older version is not loaded over a newer one
+
+
+def test_reading_while_training_does_not_change_the_run(trained, test_digits):
+    """The conftest run again, now with a reader hammering the published weights: identical metrics."""
+    x, _ = test_digits
+    board = WeightBoard()
+    live = LiveModel(TINY_CONFIG.preset)
+    done = threading.Event()
+    reads = []
+
+    def reader():
+        while not done.is_set():
+            if live.refresh(board) is not None:
+                reads.append(live.predict_proba(x[0]))
+
+    thread = threading.Thread(target=reader)
+    thread.start()
+    try:
+        result = train(TINY_CONFIG, board=board)
+    finally:
+        done.set()
+        thread.join()
+    assert len(reads) > 10
+    assert [(p.loss, p.accuracy, p.val_loss, p.val_accuracy) for p in result.history] == \
+        [(p.loss, p.accuracy, p.val_loss, p.val_accuracy) for p in trained.result.history]
