@@ -6,6 +6,7 @@ import threading
 import traceback
 from dataclasses import dataclass, field
 
+from mnist_core.live import WeightBoard
 from mnist_core.progress import ProgressSnapshot, TrainingProgress
 from mnist_core.runs import RunStore
 from mnist_core.store import ModelInfo
@@ -18,10 +19,11 @@ class JobAlreadyRunning(RuntimeError):
 
 @dataclass
 class TrainingJob:
-    """One run in a worker thread. The thread writes only into `progress` and the fields below."""
+    """One run in a worker thread. The thread writes only into `progress`, `weights` and the fields below."""
 
     config: TrainConfig
     progress: TrainingProgress = field(default_factory=TrainingProgress)
+    weights: WeightBoard = field(default_factory=WeightBoard)  # the network as it trains, for live readings
     stop_event: threading.Event = field(default_factory=threading.Event)
     result: TrainResult | None = None
     saved: ModelInfo | None = None  # set when the run was kept and made active
@@ -44,7 +46,7 @@ class TrainingJob:
 
 
 class JobManager:
-    """Owns the single training slot; finished runs worth keeping go into the RunStore."""
+    """Owns the single training slot; every finished run is logged in the RunStore, and kept if worth it."""
 
     def __init__(self, runs: RunStore) -> None:
         self.runs = runs
@@ -68,7 +70,7 @@ class JobManager:
 
     def _run(self, job: TrainingJob) -> None:
         try:
-            job.result = result = train(job.config, job.progress, job.stop_event)
+            job.result = result = train(job.config, job.progress, job.stop_event, job.weights)
             if result.usable:
                 job.progress.set_message("saving the model")
                 job.saved = self.runs.save_run(result)
@@ -77,8 +79,13 @@ class JobManager:
                 job.outcome = "Stopped before one full epoch: the active model is unchanged."
             else:
                 job.outcome = "The active model is unchanged."
-            job.progress.finish(result.status, f"{result.message} {job.outcome}")
+            status, message = result.status, f"{result.message} {job.outcome}"
         except Exception as exc:  # the worker must report, never die silently
             traceback.print_exc()
             job.outcome = "The active model is unchanged."
-            job.progress.finish("failed", f"Training failed: {exc}. {job.outcome}")
+            status, message = "failed", f"Training failed: {exc}. {job.outcome}"
+        try:
+            self.runs.record(job.config, job.result, status, message, job.saved)
+        except OSError as exc:  # a full or read-only disk must not hide how the run ended
+            message += f" (The run could not be logged: {exc})"
+        job.progress.finish(status, message)

@@ -2,16 +2,64 @@
 
 from __future__ import annotations
 
+import csv
+import dataclasses
 import datetime as dt
+import io
 import json
+import math
 import os
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_core.progress import EpochPoint
 from mnist_core.store import DEFAULT_MODEL, ModelInfo, read_info, save_model
-from mnist_core.training import TrainResult
+from mnist_core.training import TrainConfig, TrainResult
 
 RUNS_ENV = "MNIST_STUDIO_RUNS"  # where trained models go; default: runs/ in the working directory
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished training run, as logged in runs.jsonl (one JSON object a line)."""
+
+    finished_at: str  # ISO 8601, UTC
+    preset: str
+    status: str  # "completed" | "stopped" | "failed"
+    message: str
+    config: dict  # TrainConfig.to_dict()
+    history: tuple[EpochPoint, ...]  # one point per full epoch
+    test_accuracy: float | None
+    test_loss: float | None
+    seconds: float | None
+    model: str | None  # the saved model file; None when the run was not kept
+
+    @property
+    def full_epochs(self) -> int:
+        return len(self.history)
+
+    def metrics_csv(self) -> str:
+        """The per-epoch metrics, one row per full epoch, with a header."""
+        fields = [f.name for f in dataclasses.fields(EpochPoint)]
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(fields)
+        for point in self.history:
+            writer.writerow(["" if isinstance(v, float) and math.isnan(v) else v
+                             for v in dataclasses.astuple(point)])
+        return out.getvalue()
+
+    def to_json(self) -> str:
+        d = dataclasses.asdict(self)
+        d["history"] = [dataclasses.asdict(p) for p in self.history]
+        return json.dumps(d)
+
+    @classmethod
+    def from_json(cls, line: str) -> "RunRecord":
+        d = json.loads(line)
+        d["history"] = tuple(EpochPoint(**p) for p in d["history"])
+        return cls(**d)
 
 
 class RunStore:
@@ -27,6 +75,10 @@ class RunStore:
     @property
     def active_file(self) -> Path:
         return self.root / "active.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.root / "runs.jsonl"
 
     def active_path(self) -> Path:
         try:
@@ -59,7 +111,40 @@ class RunStore:
         self.set_active(path)
         return info
 
-    def saved_models(self) -> list[ModelInfo]:
-        """Every model saved here, newest first."""
-        folder = self.root / "models"
-        return [read_info(p) for p in sorted(folder.glob("*.keras"), reverse=True)] if folder.is_dir() else []
+    def record(self, config: TrainConfig, result: TrainResult | None, status: str, message: str,
+               saved: ModelInfo | None) -> RunRecord:
+        """Append a finished run to the log; `result` is None when training raised."""
+        record = RunRecord(
+            finished_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            preset=config.preset, status=status, message=message, config=config.to_dict(),
+            history=() if result is None else result.history,
+            test_accuracy=None if result is None else result.test_accuracy,
+            test_loss=None if result is None else result.test_loss,
+            seconds=None if result is None else result.seconds,
+            model=None if saved is None else str(saved.path.resolve()),
+        )
+        with self._lock:
+            self.root.mkdir(parents=True, exist_ok=True)
+            with self.log_file.open("ab+") as f:
+                f.seek(0, os.SEEK_END)
+                if f.tell() > 0:
+                    f.seek(-1, os.SEEK_END)
+                    torn = f.read(1) != b"\n"  # a crash mid-line: start afresh on the next one
+                else:
+                    torn = False
+                f.write(("\n" if torn else "").encode() + record.to_json().encode() + b"\n")
+        return record
+
+    def history(self) -> list[RunRecord]:
+        """Every logged run, newest first; unreadable lines (a crash mid-write) are skipped."""
+        try:
+            lines = self.log_file.read_text().splitlines()
+        except FileNotFoundError:
+            return []
+        records = []
+        for line in lines:
+            try:
+                records.append(RunRecord.from_json(line))
+            except (ValueError, TypeError, KeyError):
+                continue
+        return records[::-1]
