@@ -7,15 +7,19 @@ import streamlit as st
 
 st.set_page_config(page_title="MNIST Digit Studio", page_icon="✏️", layout="wide")
 
-from studio import draw_tab, gallery_tab, keras_guard, sidebar, state, train_tab, watch  # noqa: E402
+from studio import draw_tab, evaluate_tab, gallery_tab, keras_guard, sidebar, state, train_tab, watch  # noqa: E402
 
 keras_guard.keep_keras_state()  # the training thread shares Keras with this server: no reset after each run
 state.init()
 sidebar.render()
 
-train, gallery, draw = st.tabs([":material/model_training: Train", ":material/grid_view: Gallery", ":material/draw: Draw"], key="tabs")
+train, evaluate, gallery, draw = st.tabs(
+    [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
+     ":material/draw: Draw"], key="tabs")
 with train:
     train_tab.render()
+with evaluate:
+    evaluate_tab.render()
 with gallery:
     gallery_tab.render()
 with draw:

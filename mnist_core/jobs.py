@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import threading
 import traceback
 from dataclasses import dataclass, field
@@ -22,6 +23,7 @@ class TrainingJob:
     """One run in a worker thread. The thread writes only into `progress`, `weights` and the fields below."""
 
     config: TrainConfig
+    number: int = field(default_factory=itertools.count(1).__next__)  # unique in this process, from 1
     progress: TrainingProgress = field(default_factory=TrainingProgress)
     weights: WeightBoard = field(default_factory=WeightBoard)  # the network as it trains, for live readings
     stop_event: threading.Event = field(default_factory=threading.Event)

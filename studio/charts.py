@@ -1,4 +1,5 @@
-"""Figure builders: Altair for live curves and probabilities (cheap to redraw), matplotlib for the digit grid."""
+"""Figure builders: Altair for curves, probabilities and the confusion matrix (cheap to redraw), matplotlib
+for the digit grid, and plain numpy RGB arrays for saliency, filters and activation maps."""
 
 from __future__ import annotations
 
@@ -9,13 +10,17 @@ from typing import Sequence
 import altair as alt
 import numpy as np
 import pandas as pd
+from matplotlib import colormaps
+from PIL import Image
 
 from mnist_core.progress import BatchPoint, EpochPoint
 
 MAX_BATCH_POINTS = 1_000  # per-batch points drawn per chart, however long the run
 TRAIN_SERIES = "training (per batch)"
 VAL_SERIES = "validation (per epoch)"
-COLORS = alt.Scale(domain=[TRAIN_SERIES, VAL_SERIES], range=["#7aa2f7", "#ff9e64"])
+BLUE, ORANGE = "#7aa2f7", "#ff9e64"
+COLORS = alt.Scale(domain=[TRAIN_SERIES, VAL_SERIES], range=[BLUE, ORANGE])
+PAGE_BG_HEX = "#0e1117"  # the dark theme's background
 
 
 def downsample(points: Sequence, limit: int = MAX_BATCH_POINTS) -> list:
@@ -71,7 +76,7 @@ def probability_chart(proba: np.ndarray) -> alt.Chart:
             x=alt.X("digit:N", title="digit", sort=None, axis=alt.Axis(labelAngle=0)),
             y=alt.Y("probability:Q", title="probability", scale=alt.Scale(domain=[0, 1]),
                     axis=alt.Axis(format=".0%")),
-            color=alt.condition(alt.datum.best, alt.value("#ff9e64"), alt.value("#7aa2f7")),
+            color=alt.condition(alt.datum.best, alt.value(ORANGE), alt.value(BLUE)),
             tooltip=[alt.Tooltip("digit:N"), alt.Tooltip("probability:Q", format=".2%")],
         )
         .properties(height=220)
@@ -85,13 +90,16 @@ def upscale(image: np.ndarray, factor: int = 6) -> np.ndarray:
 
 
 def digit_grid_png(images: np.ndarray, labels: Sequence[int], predictions: Sequence[int] | None = None,
-                   columns: int = 10) -> bytes:
-    """The tutorial's grid of digits with their labels, as PNG; wrong predictions in red with a red frame."""
+                   columns: int = 10, confidence: Sequence[float] | None = None) -> bytes:
+    """The tutorial's grid of digits with their labels, as PNG; wrong predictions in red with a red frame.
+
+    With `confidence`, each prediction says how sure the model was.
+    """
     from matplotlib.figure import Figure  # no pyplot: thread-safe, no global figure state
 
     rows = max(1, math.ceil(len(images) / columns))
     fig = Figure(figsize=(columns * 1.15, rows * (1.55 if predictions is not None else 1.35)), dpi=100,
-                 facecolor="#0e1117")
+                 facecolor=PAGE_BG_HEX)
     axes = fig.subplots(rows, columns, squeeze=False)
     for i, ax in enumerate(axes.flat):
         ax.set_xticks([])
@@ -106,10 +114,95 @@ def digit_grid_png(images: np.ndarray, labels: Sequence[int], predictions: Seque
             spine.set_linewidth(3 if wrong else 1)
         ax.set_xlabel(str(int(labels[i])), color="white", fontsize=13, labelpad=2)
         if predictions is not None:
-            ax.set_title(f"model: {int(predictions[i])}", fontsize=9, pad=3,
+            sure = "" if confidence is None else f" ({confidence[i]:.0%})"
+            ax.set_title(f"model: {int(predictions[i])}{sure}", fontsize=9 if confidence is None else 8, pad=3,
                          color="#ff5555" if wrong else "#7ed5b0", fontweight="bold" if wrong else "normal")
     fig.subplots_adjust(left=0.01, right=0.99, top=0.9 if predictions is not None else 0.98, bottom=0.12,
                         wspace=0.12, hspace=0.45 if predictions is not None else 0.3)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", facecolor=fig.get_facecolor())
     return buf.getvalue()
+
+
+def png_28(image: np.ndarray) -> bytes:
+    """A (28, 28) float image in [0, 1] as an 8-bit greyscale PNG, pixel for pixel."""
+    buf = io.BytesIO()
+    Image.fromarray((np.clip(image, 0, 1) * 255).round().astype(np.uint8), mode="L").save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _hex_rgb(color: str) -> np.ndarray:
+    return np.array([int(color[i:i + 2], 16) for i in (1, 3, 5)], dtype=np.float32)
+
+
+def saliency_overlay(image: np.ndarray, attribution: np.ndarray, factor: int = 8) -> np.ndarray:
+    """RGB uint8: the digit dimmed to grey, orange where pixels pushed towards the answer, blue against."""
+    grey = np.clip(image, 0, 1)[..., None] * np.array([110, 110, 110], np.float32)
+    strength = np.abs(np.clip(attribution, -1, 1))[..., None] ** 0.6  # lift weak but real evidence
+    color = np.where(attribution[..., None] >= 0, _hex_rgb(ORANGE), _hex_rgb(BLUE))
+    rgb = grey * (1 - strength) + color * strength
+    return np.kron(rgb.round().astype(np.uint8), np.ones((factor, factor, 1), dtype=np.uint8))
+
+
+def map_grid(maps: np.ndarray, columns: int, *, signed: bool, cell_px: int = 36, pad: int = 2) -> np.ndarray:
+    """Tiles of (n, h, w) maps as one RGB uint8 image.
+
+    signed (filter weights): each tile scaled by its own largest |weight|, blue negative, orange positive.
+    unsigned (activations): all tiles on one scale, the layer's strongest response, dark to bright.
+    """
+    n, h, w = maps.shape
+    if signed:
+        peak = np.abs(maps).reshape(n, -1).max(axis=1)[:, None, None]
+        v = 0.5 + 0.5 * np.divide(maps, peak, out=np.zeros_like(maps), where=peak > 0)
+        rgb = colormaps["coolwarm"](v)[..., :3]
+    else:
+        peak = float(maps.max())
+        rgb = colormaps["magma"](maps / peak if peak > 0 else np.zeros_like(maps))[..., :3]
+    factor = max(1, round(cell_px / max(h, w)))
+    tiles = (rgb * 255).round().astype(np.uint8).repeat(factor, axis=1).repeat(factor, axis=2)
+    th, tw = tiles.shape[1:3]
+    rows = math.ceil(n / columns)
+    grid = np.empty((rows * (th + pad) - pad, columns * (tw + pad) - pad, 3), np.uint8)
+    grid[:] = _hex_rgb(PAGE_BG_HEX)
+    for i, tile in enumerate(tiles):
+        r, c = divmod(i, columns)
+        grid[r * (th + pad):r * (th + pad) + th, c * (tw + pad):c * (tw + pad) + tw] = tile
+    return grid
+
+
+CELL = alt.selection_point(name="cell", fields=["true", "predicted"], on="click", clear=False)
+
+
+def confusion_chart(confusion: np.ndarray, selected: tuple[int, int] | None = None) -> alt.LayerChart:
+    """Heatmap, rows = true digit, columns = predicted: right answers blue, mistakes orange on a log scale
+    (so that one mistake shows beside a thousand right answers), empty cells dark; the chosen cell outlined."""
+    rows = confusion.sum(axis=1, keepdims=True)
+    share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
+    off = confusion.copy()
+    np.fill_diagonal(off, 0)
+    top = math.log1p(max(int(off.max()), 1))
+    records = []
+    for t in range(confusion.shape[0]):
+        for p in range(confusion.shape[1]):
+            n = int(confusion[t, p])
+            # one colour axis for both kinds: [0, 1] mistakes (0 = none), [1, 2] right answers
+            heat = 1 + share[t, p] if t == p else (0 if n == 0 else 0.3 + 0.7 * math.log1p(n) / top)
+            records.append({"true": t, "predicted": p, "count": n, "label": str(n) if n else "",
+                            "share": float(share[t, p]), "heat": heat, "chosen": selected == (t, p)})
+    base = alt.Chart(pd.DataFrame(records)).encode(
+        x=alt.X("predicted:O", title="predicted digit", axis=alt.Axis(orient="top", labelAngle=0, grid=False)),
+        y=alt.Y("true:O", title="true digit", axis=alt.Axis(grid=False)),
+    )
+    cells = base.mark_rect().encode(
+        color=alt.Color("heat:Q", legend=None, scale=alt.Scale(domain=[0, 0.3, 1, 1.0001, 2],
+                                                               range=["#1c2230", "#5a3a2a", ORANGE, "#2d4a80", BLUE])),
+        stroke=alt.condition(alt.datum.chosen, alt.value("#ffffff"), alt.value(PAGE_BG_HEX)),
+        strokeWidth=alt.condition(alt.datum.chosen, alt.value(3), alt.value(1)),
+        tooltip=[alt.Tooltip("true:O", title="true digit"), alt.Tooltip("predicted:O", title="read as"),
+                 alt.Tooltip("count:Q", title="images"), alt.Tooltip("share:Q", title="of this digit", format=".2%")],
+    ).add_params(CELL)
+    labels = base.mark_text(fontSize=11).encode(
+        text="label:N",
+        color=alt.condition(alt.datum.heat > 0.75, alt.value(PAGE_BG_HEX), alt.value("#e6e9ef")),
+    )
+    return (cells + labels).properties(height=420)

@@ -14,8 +14,11 @@ import numpy as np
 import streamlit as st
 
 from mnist_core.data import MnistDataError, load_mnist
+from mnist_core.evaluate import Evaluation, evaluate
+from mnist_core.explain import Explainer
 from mnist_core.gpu import DeviceInfo, configure_gpu
-from mnist_core.jobs import JobManager
+from mnist_core.jobs import JobManager, TrainingJob
+from mnist_core.live import LiveModel
 from mnist_core.model import build_model, summarize
 from mnist_core.predict import Predictor
 from mnist_core.runs import RunStore
@@ -73,12 +76,13 @@ def _load_predictor(path: str, mtime_ns: int) -> Predictor | str:
         return f"Model file {path} cannot be used for prediction: {exc}"
 
 
-def _try_load(path: Path) -> Predictor | str:
+def _try_load(path: Path) -> tuple[Predictor | str, int]:
+    """(the Predictor or why not, the file's mtime in ns)."""
     try:
         mtime = path.stat().st_mtime_ns
     except OSError:
-        return f"Model file not found: {path}"
-    return _load_predictor(str(path), mtime)
+        return f"Model file not found: {path}", 0
+    return _load_predictor(str(path), mtime), mtime
 
 
 @dataclass
@@ -87,6 +91,7 @@ class ActiveModel:
     predictor: Predictor | None  # None when no model could be loaded
     info: ModelInfo | None
     errors: list[str] = field(default_factory=list)  # what went wrong, for the user
+    mtime_ns: int = 0  # with path, names this exact file version in caches
 
     @property
     def is_default(self) -> bool:
@@ -97,11 +102,11 @@ def active_model() -> ActiveModel:
     """The model every session predicts with; falls back to the shipped default if the active one is unusable."""
     errors: list[str] = []
     path = runs().active_path()
-    loaded = _try_load(path)
+    loaded, mtime = _try_load(path)
     if isinstance(loaded, str) and path != DEFAULT_MODEL:
         errors.append(f"{loaded} Falling back to the shipped default model.")
         path = DEFAULT_MODEL
-        loaded = _try_load(path)
+        loaded, mtime = _try_load(path)
     if isinstance(loaded, str):
         errors.append(f"{loaded} No model is available: train one in the Train tab.")
         loaded = None
@@ -110,4 +115,41 @@ def active_model() -> ActiveModel:
     except ModelFileError as exc:
         errors.append(str(exc))
         info = None
-    return ActiveModel(path=path, predictor=loaded, info=info, errors=errors)
+    return ActiveModel(path=path, predictor=loaded, info=info, errors=errors, mtime_ns=mtime)
+
+
+@st.cache_resource(max_entries=4, show_spinner="Reading the 10,000 test digits with the active model…")
+def _evaluation(path: str, mtime_ns: int, _predictor: Predictor) -> Evaluation:
+    del path, mtime_ns  # the cache key: one evaluation per model file version
+    x, y = mnist()["test"]
+    return evaluate(_predictor, x.astype(np.float32) / 255.0, y)
+
+
+def evaluation(active: ActiveModel) -> Evaluation:
+    """The active model's scores on the whole test split, computed once per model file."""
+    return _evaluation(str(active.path), active.mtime_ns, active.predictor)
+
+
+@st.cache_resource(max_entries=4, show_spinner=False)
+def _explainer(path: str, mtime_ns: int, _predictor: Predictor) -> Explainer | str:
+    del path, mtime_ns
+    try:
+        return Explainer(_predictor.model)
+    except ValueError as exc:  # a network without two convolutions
+        return str(exc)
+
+
+def explainer(active: ActiveModel) -> Explainer | str:
+    """Saliency and activations for the active model, or why this model cannot be looked into."""
+    return _explainer(str(active.path), active.mtime_ns, active.predictor)
+
+
+@st.cache_resource(max_entries=1, show_spinner="Preparing a copy of the network in training…")
+def _live_model(job_number: int, preset: str) -> LiveModel:
+    del job_number  # one reader per job
+    return LiveModel(preset)
+
+
+def live_model(job: TrainingJob) -> LiveModel:
+    """The server's one reader of this job's published weights, shared by every session."""
+    return _live_model(job.number, job.config.preset)

@@ -39,6 +39,13 @@ DEFAULTS = {
     # Draw tab
     "canvas_counter": 0,  # part of the canvas key: Clear increments it, which gives a fresh canvas
     "stroke_width": 18,
+    "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
+    # Evaluate tab
+    "eval_true": None,  # the confusion cell shown; None until the first visit picks the commonest confusion
+    "eval_pred": None,
+    "eval_mistakes_page": 0,
+    # Runs (Train tab)
+    "runs_error": None,  # message from the last "Make active" click, shown once
     # What the last full run showed, so the watcher can tell when another session changed things
     "seen_state": None,
 }

@@ -16,7 +16,8 @@ POLL_S = 5.0
 def _server_state() -> tuple:
     manager = resources.jobs()
     job = manager.job
-    return (id(job) if job is not None else None, job is not None and job.running, str(manager.runs.active_path()))
+    return (job.number if job is not None else None, job is not None and job.running,
+            str(manager.runs.active_path()))
 
 
 def render() -> None:
