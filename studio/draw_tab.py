@@ -1,4 +1,5 @@
-"""Draw tab: a canvas and an upload box, each read by the active model (drawing first, then the upload)."""
+"""Draw tab: a canvas and an upload box, each read by the active model (drawing first, then the upload);
+why the model answers as it does; and, while a job runs, the reading of the network being trained."""
 
 from __future__ import annotations
 
@@ -7,11 +8,14 @@ import time
 import numpy as np
 import streamlit as st
 
+from mnist_core.live import LiveModel
+from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
 from studio import charts, resources
 
 CANVAS_PX = 280
 HINT = "Draw a digit on the black square: the model's answer appears here."
+LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly published weights
 
 
 def _clear() -> None:
@@ -31,7 +35,9 @@ def render() -> None:
 def _drawing() -> None:
     """Canvas and its prediction: a stroke reruns only this fragment, so answers stay fast during training."""
     active = resources.active_model()
-    draw, answer = st.columns([1, 1], gap="large")
+    job = resources.jobs().job
+    training = job is not None and job.running
+    draw, answer, *live = st.columns([1, 1, 1] if training else [1, 1], gap="large")
     with draw:
         st.markdown("**Draw a digit** — white ink on black, like MNIST")
         st.space(28)  # room for the canvas' floating toolbar (undo, redo, reset)
@@ -50,7 +56,68 @@ def _drawing() -> None:
             if x is None:
                 st.info(HINT)
             else:
-                show_prediction(x, active, "Prediction")
+                show_prediction(x, active.predictor, "Prediction", _model_caption(active))
+                st.download_button("Download the 28×28 drawing", charts.png_28(x), file_name="drawing-28x28.png",
+                                   mime="image/png", key="download_drawing", icon=":material/download:",
+                                   on_click="ignore", help="Exactly what the model reads: 28×28 grey PNG.")
+    st.session_state["drawing_x"] = x
+    if live:
+        with live[0]:
+            _live_reading()
+    if x is not None and active.predictor is not None:
+        with st.container(key="explain"):
+            st.subheader("Why this answer")
+            _why(x, active)
+
+
+def _model_caption(active: resources.ActiveModel) -> str:
+    return f"Model: {active.info.preset if active.info else 'unknown'}"
+
+
+@st.fragment(run_every=LIVE_REFRESH_S)
+def _live_reading() -> None:
+    """The network being trained reads the current drawing, with the weights its worker last published."""
+    job = resources.jobs().job
+    with st.container(key="live-prediction"):
+        if job is None or not job.running:
+            st.info("Training has ended: the new model, if kept, is now the active one.")
+            return
+        live = resources.live_model(job)
+        published = live.refresh(job.weights)
+        x = st.session_state.get("drawing_x")
+        if published is None:
+            st.info("Waiting for the network in training to publish its first weights…")
+        elif x is None:
+            st.info(f"The network being trained ({job.config.preset}, {published.label}) will read your drawing "
+                    "here as it learns.")
+        else:
+            show_prediction(x, live, "In training",
+                            f"Network being trained: {job.config.preset}, {published.label} · updates by itself")
+
+
+def _why(x: np.ndarray, active: resources.ActiveModel) -> None:
+    """Saliency on the input, the first layer's filters, and the image's activation maps."""
+    explainer = resources.explainer(active)
+    if isinstance(explainer, str):
+        st.info(f"This model cannot be looked into: {explainer}")
+        return
+    saliency = explainer.saliency(x)
+    first, second = explainer.activations(x)
+    filters = explainer.first_filters()
+    c1, c2, c3 = st.columns([1, 1, 2], gap="medium")
+    c1.image(charts.saliency_overlay(x, saliency.attribution), width=224,
+             caption=f"Saliency for {saliency.digit}: orange strokes pushed the model towards "
+                     f"{saliency.digit}, blue ones away (integrated gradients)")
+    k = filters.shape[1]
+    c2.image(charts.map_grid(filters, 8, signed=True, cell_px=30), width="stretch",
+             caption=f"The {len(filters)} filters of the first convolution ({k}×{k}): orange weights add "
+                     "brightness, blue subtract")
+    c3.image(charts.map_grid(first, 8, signed=False, cell_px=52), width="stretch",
+             caption=f"What those filters see in this image: {len(first)} activation maps of the first "
+                     f"convolution ({first.shape[1]}×{first.shape[2]}), bright = strong response")
+    st.image(charts.map_grid(second, 16, signed=False, cell_px=44), width="stretch",
+             caption=f"Second convolution: {len(second)} maps ({second.shape[1]}×{second.shape[2]}), built from "
+                     "the first layer's; each responds to a larger part of the digit")
 
 
 def _canvas() -> np.ndarray | None:
@@ -76,14 +143,14 @@ def _canvas() -> np.ndarray | None:
         return None
 
 
-def show_prediction(x: np.ndarray, active: resources.ActiveModel, heading: str) -> None:
+def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, heading: str, caption: str) -> None:
     """The digit as a heading, how sure, all 10 probabilities, and the 28x28 input the model saw."""
-    if active.predictor is None:
+    if predictor is None:
         st.warning("No model is loaded, so there is no prediction.")
         return
     started = time.perf_counter()
     try:
-        proba = active.predictor.predict_proba(x)[0]
+        proba = predictor.predict_proba(x)[0]
     except Exception as exc:
         st.error(f"The model could not read this image: {exc}")
         return
@@ -94,8 +161,7 @@ def show_prediction(x: np.ndarray, active: resources.ActiveModel, heading: str) 
     bars, seen = st.columns([3, 1], vertical_alignment="center")
     bars.altair_chart(charts.probability_chart(proba), width="stretch")
     seen.image(charts.upscale(x), caption="What the model sees (28×28)", width="stretch")
-    info = active.info
-    st.caption(f"Model: {info.preset if info else 'unknown'} · answered in {ms:.0f} ms")
+    st.caption(f"{caption} · answered in {ms:.0f} ms")
 
 
 @st.fragment
@@ -122,4 +188,7 @@ def _upload() -> None:
     original, answer = st.columns([1, 3], gap="large")
     original.image(image.convert("RGB"), caption=upload.name, width=180)
     with answer, st.container(key="upload-prediction"):
-        show_prediction(x, active, "Uploaded image")
+        show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
+    if active.predictor is not None:
+        with st.expander("Why this answer", key="upload-explain"):
+            _why(x, active)

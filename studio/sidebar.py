@@ -44,6 +44,11 @@ def render() -> None:
             st.markdown(model_summary_line(active))
             st.caption(f"{trained_when(active)} · `{active.path.name}`"
                        + (" (shipped default)" if active.is_default else ""))
+            path = active.path
+            st.download_button("Download model (.keras)", data=path.read_bytes, file_name=path.name,
+                               mime="application/zip", key="download_model", icon=":material/download:",
+                               on_click="ignore", width="stretch",
+                               help="The active model as a Keras file: keras.saving.load_model() reads it.")
 
         job = resources.jobs().job
         if job is not None and job.running:

@@ -8,7 +8,7 @@ import streamlit as st
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
 from mnist_core.training import SCHEDULES, TrainConfig
-from studio import charts, resources
+from studio import charts, resources, runs_view
 from studio.state import FULL_TEST, FULL_TRAIN, recipe
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
@@ -89,6 +89,8 @@ def render() -> None:
         _live_job()
     else:
         _job_view(job)
+    st.divider()
+    runs_view.render()
 
 
 def _controls() -> None:

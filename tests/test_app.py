@@ -17,12 +17,14 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.evaluate import evaluate
 from mnist_core.gpu import configure_gpu
 from mnist_core.model import PRESETS
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import load_upload, preprocess_image
 from mnist_core.runs import RUNS_ENV, RunStore
 from mnist_core.store import DEFAULT_MODEL
+from mnist_core.training import TrainConfig
 
 APP = str(Path(__file__).resolve().parents[1] / "app.py")
 TIMEOUT = 180  # the first run imports TensorFlow and loads MNIST on a busy 2-core machine
@@ -84,6 +86,12 @@ def grid_labels(at: AppTest) -> list[int]:
     return [int(v) for v in re.match(r"Labels: ([\d ]+)", grid_caption(at)).group(1).split()]
 
 
+def table_with(at: AppTest, column: str):
+    """The one dataframe on the page with this column, as a pandas DataFrame."""
+    (frame,) = [d.value for d in at.dataframe if column in d.value.columns]
+    return frame
+
+
 def png(array: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(array).save(buf, "PNG")
@@ -95,8 +103,8 @@ def png(array: np.ndarray) -> bytes:
 def test_page_renders_tabs_and_sidebar(active, saved_model):
     at = run_app()
     labels = [t.label for t in at.tabs]
-    assert len(labels) == 3
-    for word, label in zip(["Train", "Gallery", "Draw"], labels):
+    assert len(labels) == 4
+    for word, label in zip(["Train", "Evaluate", "Gallery", "Draw"], labels):
         assert word in label
 
     text = sidebar_text(at)
@@ -233,6 +241,21 @@ def test_tiny_training_run_updates_the_active_model(runs):
     assert metrics["Full epochs"] == "1/1"
     assert at.button(key="stop_btn").disabled
 
+    # The run is logged and listed; its model is the active one, and can be swapped out and back
+    (record,) = runs.history()
+    assert record.model == str(info.path.resolve()) and record.test_accuracy == info.test_accuracy
+    table = table_with(at, "Status")
+    assert table["Status"].tolist() == ["completed"] and table["Model"].tolist() == ["active"]
+    assert table["Test accuracy"].iloc[0] == pytest.approx(info.test_accuracy * 100)
+    assert at.button(key="make_active_btn").disabled  # already active
+    at.button(key="use_default_btn").click().run()
+    assert runs.active_path() == DEFAULT_MODEL
+    assert "(shipped default)" in sidebar_text(at)
+    assert table_with(at, "Status")["Model"].tolist() == ["saved"]
+    at.button(key="make_active_btn").click().run()
+    assert runs.active_path() == info.path.resolve()
+    assert info.path.name in sidebar_text(at)
+
 
 def test_stop_ends_the_run_and_says_so(runs):
     at = run_app()
@@ -251,6 +274,83 @@ def test_stop_ends_the_run_and_says_so(runs):
     warnings = [w.value for w in at.warning if w.value.startswith("**Stopped.**")]
     assert warnings and "Stopped by request" in warnings[0], [w.value for w in at.warning]
     assert job.result.status == "stopped" and 1 <= job.result.full_epochs < 50
+
+
+def test_a_failed_run_is_listed_and_cannot_be_made_active(runs, tmp_path):
+    at = run_app()
+    assert any("Every finished run will be listed here" in c.value for c in at.caption)
+    job = _job_manager().start(TrainConfig(train_subset=1000, test_subset=500, epochs=1,
+                                           data_path=str(tmp_path / "missing.npz")))
+    job.join(60)
+    at.run()
+    table = table_with(at, "Status")
+    assert table["Status"].tolist() == ["failed"] and table["Model"].tolist() == ["not kept"]
+    assert at.button(key="make_active_btn").disabled
+    assert not at.exception
+
+
+# --- Evaluate tab ---------------------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def tiny_scores(saved_model, mnist):
+    """The conftest model on all 10,000 test digits, computed here without the app."""
+    (_, _), (x_test, y_test) = mnist
+    return evaluate(Predictor.load(saved_model), x_test.astype(np.float32) / 255.0, y_test)
+
+
+def test_evaluate_tab_scores_the_active_model(active, tiny_scores):
+    ev = tiny_scores
+    at = run_app()
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{ev.accuracy:.2%}"
+    wrong = int((ev.predictions != ev.labels).sum())
+    assert metrics["Mistakes"] == f"{wrong:,} of 10,000"
+    table = table_with(at, "Precision")
+    assert table["Images"].tolist() == np.bincount(ev.labels, minlength=10).tolist()
+    np.testing.assert_allclose(table["Recall"], ev.recall * 100)
+    np.testing.assert_allclose(table["Precision"], ev.precision * 100)
+    # the cell view opens on the commonest confusion
+    off = ev.confusion.copy()
+    np.fill_diagonal(off, -1)
+    t, p = np.unravel_index(np.argmax(off), off.shape)
+    assert (at.selectbox(key="eval_true").value, at.selectbox(key="eval_pred").value) == (t, p)
+    assert any(c.value.startswith(f"{off[t, p]:,} {t}s read as {p}") for c in at.caption)
+    assert not at.exception
+
+
+def test_evaluate_tab_cells_and_mistakes(active, tiny_scores):
+    ev = tiny_scores
+    at = run_app()
+    at.selectbox(key="eval_true").set_value(4).run()
+    at.selectbox(key="eval_pred").set_value(9).run()
+    n = len(ev.cell(4, 9))
+    assert any(c.value.startswith(f"{n:,} 4s read as 9") for c in at.caption)
+    at.selectbox(key="eval_pred").set_value(4).run()
+    n = len(ev.cell(4, 4))
+    assert any(c.value.startswith(f"{n:,} 4s read correctly; the 40 the model was surest of") for c in at.caption)
+
+    wrong = len(ev.mistakes())
+    pages = -(-wrong // 40)
+    assert pages > 1
+    assert any(c.value.endswith(f"page 1 of {pages}") for c in at.caption)
+    assert at.button(key="mistakes_prev").disabled
+    at.button(key="mistakes_next").click().run()
+    assert any(c.value.endswith(f"page 2 of {pages}") for c in at.caption)
+    assert not at.exception
+
+
+def test_evaluation_is_computed_once_per_model(active):
+    from studio import resources
+
+    at = run_app()
+    first = {m.label: m.value for m in at.metric}["Test accuracy"]
+    model = resources.active_model()
+    assert resources.evaluation(model) is resources.evaluation(resources.active_model())  # cached
+    active.set_active(DEFAULT_MODEL)
+    at.run()
+    shipped = {m.label: m.value for m in at.metric}["Test accuracy"]
+    assert shipped != first
+    assert shipped == f"{resources.evaluation(resources.active_model()).accuracy:.2%}"
 
 
 # --- Gallery tab ----------------------------------------------------------------------------------------
@@ -305,6 +405,13 @@ def test_upload_of_a_paper_digit_is_predicted(active, saved_model, mnist):
     assert headings == [f"### Uploaded image: {expected}"]  # and no drawing prediction
     assert any(re.fullmatch(r"\d+\.\d% sure", m) for m in all_markdown(at))
     assert any("Draw a digit" in i.value for i in at.info)  # the empty canvas still shows its hint
+    # why: saliency for the answer, the first layer's 32 filters, 32 + 64 activation maps
+    (why_box,) = [e for e in at.expander if e.label == "Why this answer"]
+    why = [c for img in why_box.image for c in img.captions]
+    assert any(c.startswith(f"Saliency for {expected}:") for c in why), why
+    assert any(c.startswith("The 32 filters of the first convolution (3×3)") for c in why)
+    assert any("32 activation maps of the first convolution (26×26)" in c for c in why)
+    assert any(c.startswith("Second convolution: 64 maps (11×11)") for c in why)
 
 
 def _upload_bytes(kind: str) -> bytes:

@@ -1,0 +1,83 @@
+"""The Train tab's list of finished runs: what each did, its metrics as CSV, and making its model active."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from mnist_core.runs import RunRecord
+from mnist_core.store import DEFAULT_MODEL
+from studio import resources
+
+
+def _when(record: RunRecord) -> str:
+    return record.finished_at[:16].replace("T", " ")
+
+
+def _describe(record: RunRecord) -> str:
+    acc = "no test accuracy" if record.test_accuracy is None else f"{record.test_accuracy:.2%}"
+    return f"{_when(record)} UTC · {record.preset} · {record.status} · {acc}"
+
+
+def _model_state(record: RunRecord, active: Path) -> str:
+    if record.model is None:
+        return "not kept"
+    path = Path(record.model)
+    if not path.is_file():
+        return "file deleted"
+    return "active" if path == active else "saved"
+
+
+def _make_active(path: str) -> None:
+    st.session_state["runs_error"] = None
+    try:
+        resources.runs().set_active(path)
+    except OSError as exc:  # vanished file, unwritable runs folder
+        st.session_state["runs_error"] = f"That model cannot be made active: {exc}"
+
+
+def render() -> None:
+    st.subheader("Runs")
+    records = resources.runs().history()
+    active = resources.runs().active_path().resolve()
+    error = st.session_state.get("runs_error")
+    if error:
+        st.error(error)
+        st.session_state["runs_error"] = None
+    if not records:
+        st.caption("Every finished run will be listed here, newest first, with its model if it was kept.")
+    else:
+        table = pd.DataFrame({
+            "Finished (UTC)": [_when(r) for r in records],
+            "Preset": [r.preset for r in records],
+            "Status": [r.status for r in records],
+            "Epochs": [f"{r.full_epochs}/{r.config.get('epochs', '?')}" for r in records],
+            "Test accuracy": [None if r.test_accuracy is None else r.test_accuracy * 100 for r in records],
+            "Seconds": [r.seconds for r in records],
+            "Model": [_model_state(r, active) for r in records],
+        })
+        st.dataframe(table, hide_index=True, width="stretch", key="runs_table", column_config={
+            "Test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
+            "Seconds": st.column_config.NumberColumn(format="%.1f"),
+        })
+        pick, use, csv = st.columns([4, 1, 1], vertical_alignment="bottom")
+        index = pick.selectbox("Run", range(len(records)), format_func=lambda i: _describe(records[i]),
+                               key="runs_choice")
+        record = records[index if index is not None and index < len(records) else 0]
+        state = _model_state(record, active)
+        use.button("Make active", key="make_active_btn", icon=":material/check_circle:", width="stretch",
+                   disabled=state != "saved", on_click=_make_active, args=(record.model,),
+                   help={"saved": "Every session will read digits with this run's model.",
+                         "active": "This run's model is already the active one.",
+                         "not kept": "This run ended without a model worth keeping.",
+                         "file deleted": "This run's model file is gone."}[state])
+        csv.download_button("Metrics (CSV)", record.metrics_csv(), file_name=f"run-{record.finished_at[:19]}.csv"
+                            .replace(":", ""), mime="text/csv", key="download_metrics", icon=":material/download:",
+                            on_click="ignore", width="stretch", disabled=not record.history,
+                            help="Loss and accuracy after every full epoch, training and validation.")
+    if active != DEFAULT_MODEL.resolve():
+        st.button("Use the shipped model", key="use_default_btn", icon=":material/restart_alt:",
+                  on_click=_make_active, args=(str(DEFAULT_MODEL),),
+                  help="Make the model that comes with the studio active again.")
