@@ -21,6 +21,7 @@ from studio.state import DEFAULTS
 
 PREDICTION = ".st-key-prediction"
 UPLOAD_PREDICTION = ".st-key-upload-prediction"
+EXPLAIN = ".st-key-explain"
 SLOW_MS = 60_000  # a prediction needs a rerun of the whole page on a busy 2-core box
 
 
@@ -35,8 +36,8 @@ def expected_device_text() -> str:
 
 def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     tabs = page.get_by_role("tab")
-    expect(tabs).to_have_count(3)
-    for i, name in enumerate(["Train", "Gallery", "Draw"]):
+    expect(tabs).to_have_count(4)
+    for i, name in enumerate(["Train", "Evaluate", "Gallery", "Draw"]):
         expect(tabs.nth(i)).to_contain_text(name)
 
     sidebar = page.get_by_test_id("stSidebar")
@@ -57,6 +58,10 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     expect(page.get_by_text("Total parameters")).to_be_visible()
     assert_no_exception(page)
     save_screenshot(page, "tab-train")
+
+    open_tab(page, "Evaluate")
+    expect(page.get_by_text("Confusion matrix")).to_be_visible()
+    assert_no_exception(page)
 
     open_tab(page, "Gallery")
     expect(page.get_by_text(re.compile(r"^Labels: "))).to_be_visible()
@@ -112,9 +117,19 @@ def test_drawing_is_read(page: Page, digit: str, place: str):
     expect(page.locator(PREDICTION)).to_contain_text("sure")
     expect(page.locator(PREDICTION)).to_contain_text("What the model sees")
     expect(page.locator(PREDICTION).get_by_test_id("stVegaLiteChart").locator("svg.marks")).to_be_visible()
+    why = page.locator(EXPLAIN)
+    expect(why).to_contain_text(f"Saliency for {digit}:")  # explains the answer it gave
+    expect(why).to_contain_text("filters of the first convolution")
+    expect(why).to_contain_text("Second convolution")
+    expect(why.locator('[data-testid="stImage"] img')).to_have_count(4)
     assert_no_exception(page)
     if place == "large":
         save_screenshot(page, f"draw-{digit}", docs_name="draw" if digit == "7" else None)
+        with page.expect_download() as download:
+            page.get_by_role("button", name="Download the 28×28 drawing").click()
+        drawing = Image.open(download.value.path())
+        assert (drawing.size, drawing.mode) == ((28, 28), "L")
+        assert np.asarray(drawing).max() > 200 and np.asarray(drawing)[0].max() == 0  # ink, black border
 
 
 def test_clear_removes_drawing_and_prediction(page: Page):
@@ -223,3 +238,38 @@ def test_gallery_shows_labelled_digits_and_filters(page: Page, mnist):
     assert re.search(r"· (\d+) of 20 wrong$", caption.inner_text())
     save_screenshot(page, "gallery-threes-predictions")
     assert_no_exception(page)
+
+
+# --- Evaluate tab ----------------------------------------------------------------------------------------
+
+def cell(page: Page, true: int, predicted: int):
+    """One rectangle of the confusion heatmap (Vega gives every mark an aria-label)."""
+    return page.locator(f'[aria-roledescription="rect mark"][aria-label^="predicted digit: {predicted}; '
+                        f'true digit: {true};"]')
+
+
+def cell_count(page: Page, true: int, predicted: int) -> int:
+    return int(re.search(r"images: (\d+)", cell(page, true, predicted).get_attribute("aria-label")).group(1))
+
+
+def test_evaluate_shows_scores_and_a_clicked_cells_images(page: Page):
+    open_tab(page, "Evaluate")
+    accuracy = shipped_model_line().split(" · ")[1].split()[0]  # "99.62%"
+    value = page.get_by_test_id("stMetric").filter(has_text="Test accuracy").get_by_test_id("stMetricValue")
+    expect(value).to_have_text(accuracy, timeout=SLOW_MS)  # the same figure as the model's own record
+    expect(cell(page, 0, 0)).to_have_count(1)
+    counts = {(t, p): cell_count(page, t, p) for t in range(10) for p in range(10)}
+    assert sum(counts.values()) == 10_000
+
+    for true, predicted in [(2, 2), max((k for k in counts if k[0] != k[1]), key=counts.get)]:
+        cell(page, true, predicted).click()
+        what = f"{true}s read correctly" if true == predicted else f"{true}s read as {predicted}"
+        expect(page.get_by_text(f"{counts[true, predicted]:,} {what}")).to_be_visible(timeout=SLOW_MS)
+        expect(page.get_by_role("combobox", name="True digit")).to_have_value(str(true))
+        expect(page.get_by_role("combobox", name="Read as")).to_have_value(str(predicted))
+        expect(page.locator(".st-key-cell-images img")).to_be_visible()
+    wrong = sum(n for (t, p), n in counts.items() if t != p)
+    expect(page.get_by_text(f"All {wrong:,} misread test digits")).to_be_visible()
+    expect(page.locator(".st-key-mistakes img")).to_be_visible()
+    assert_no_exception(page)
+    save_screenshot(page, "evaluate", docs_name="evaluate")

@@ -6,6 +6,7 @@ shipped model active, whatever the other tests did. Real training on MNIST slice
 
 from __future__ import annotations
 
+import csv
 import re
 import time
 
@@ -13,6 +14,7 @@ from playwright.sync_api import Page, expect
 
 from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, save_screenshot,
                          shipped_model_line, wait_idle)
+from mnist_core.predict import Predictor
 
 CURVES = ".st-key-training-curves"
 RUN_MS = 180_000  # a whole short run on a busy 2-core box, with margin
@@ -80,7 +82,7 @@ def metric(page: Page, scope: str, label: str) -> str:
     return m.get_by_test_id("stMetricValue").inner_text()
 
 
-def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_server, open_page):
+def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_server, open_page, tmp_path):
     page = open_page(fresh_server)
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar).to_contain_text(shipped_model_line())
@@ -118,6 +120,22 @@ def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_serve
     assert_no_exception(page)
     save_screenshot(page, "train-finished", docs_name="train")
     print(f"distinct curve renderings during the run: {renders}")
+
+    # The run is listed with its model, and both can be downloaded.
+    runs = page.get_by_test_id("stDataFrame").filter(has_text="Finished (UTC)")
+    expect(runs).to_be_visible()
+    with page.expect_download() as download:
+        page.get_by_role("button", name="Metrics (CSV)").click()
+    rows = list(csv.reader(open(download.value.path())))
+    assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_seconds"]
+    assert len(rows) == 2 and f"{float(rows[1][4]):.2%}" == accuracy  # epoch 1's validation = the final score
+    with page.expect_download() as download:
+        sidebar.get_by_role("button", name="Download model (.keras)").click()
+    name = download.value.suggested_filename
+    assert re.fullmatch(r"\d{8}-\d{6}-\d+-seed\.keras", name)
+    download.value.save_as(tmp_path / name)
+    model = Predictor.load(tmp_path / name)
+    assert model.model.name == "seed" and model.model.count_params() == 121_930
 
     # The Draw tab reads with the new model.
     open_tab(page, "Draw")
@@ -190,3 +208,60 @@ def test_stop_ends_a_run_within_seconds(fresh_server, open_page):
     expect(sidebar).not_to_contain_text("Training seed")
     assert_no_exception(page)
     save_screenshot(page, "train-stopped")
+
+
+RECORD_LIVE = """() => {
+    // From now on, every distinct text of the live reading (model state + probabilities), every 100 ms.
+    window.__liveReadings = [];
+    setInterval(() => {
+        const el = document.querySelector('.st-key-live-prediction');
+        const seen = window.__liveReadings;
+        if (el) {
+            const text = el.innerText.replace(/answered in \\d+ ms/, '');
+            if (seen[seen.length - 1] !== text) seen.push(text);
+        }
+    }, 100);
+}"""
+
+
+def test_live_reading_follows_the_network_in_training(fresh_server, open_page):
+    page = open_page(fresh_server)
+    open_tab(page, "Draw")
+    draw_polyline(page, [(70, 60), (210, 60), (120, 230)])  # a 7
+    expect(prediction_heading(page)).to_have_text("Prediction: 7", timeout=60_000)
+    # 2 epochs of 625 batches: the worker publishes its weights at the start, every 200 batches and
+    # at each epoch's end, about 9 times in ~20 s; the Draw tab polls every 1.5 s.
+    set_recipe(page, epochs=2, train_images=20_000, test_images=1_000)
+    start_run(page)
+    open_tab(page, "Draw")
+    live = page.locator(".st-key-live-prediction")
+    expect(live).to_contain_text("Network being trained: seed", timeout=60_000)
+    expect(live).to_contain_text("In training:")
+    # The active model's answer stays beside it, unchanged by training.
+    expect(prediction_heading(page)).to_have_text("Prediction: 7")
+    shipped_preset = shipped_model_line().split(" · ")[0]
+    expect(page.locator(".st-key-prediction")).to_contain_text(f"Model: {shipped_preset}")
+
+    page.evaluate(RECORD_LIVE)
+    expect(live).to_contain_text(re.compile(r"after 1\.\d\d epochs"), timeout=RUN_MS)  # in the second epoch
+    save_screenshot(page, "draw-live", docs_name="live")
+    # When the run ends the live column goes and the drawing is read by the new active model.
+    expect(live).to_have_count(0, timeout=RUN_MS)
+    expect(page.locator(".st-key-prediction")).to_contain_text("Model: seed", timeout=30_000)
+    assert_no_exception(page)
+
+    readings = page.evaluate("() => window.__liveReadings")
+    states = []
+    for text in readings:
+        m = re.search(r"Network being trained: seed, (.+?) · updates by itself", text)
+        if m and (not states or states[-1] != m.group(1)):
+            states.append(m.group(1))
+    sure = {re.search(r"\d+\.\d% sure", t).group(0) for t in readings if re.search(r"\d+\.\d% sure", t)}
+    print(f"{len(readings)} distinct live readings; model states: {states}; confidences: {sorted(sure)}")
+    # Without any input from the user, the reading moved on at least three times, always forwards,
+    # and the probabilities for the same drawing changed with it.
+    assert len(states) >= 4, readings
+    batches = [int(re.search(r"\(([\d,]+) batches\)", s).group(1).replace(",", "")) if "batches" in s else 0
+               for s in states]
+    assert batches == sorted(batches) and len(set(batches)) == len(batches), states
+    assert len(sure) >= 2, readings
