@@ -101,9 +101,13 @@ def _why(x: np.ndarray, active: resources.ActiveModel) -> None:
     if isinstance(explainer, str):
         st.info(f"This model cannot be looked into: {explainer}")
         return
-    saliency = explainer.saliency(x)
-    first, second = explainer.activations(x)
-    filters = explainer.first_filters()
+    try:
+        saliency = explainer.saliency(x)
+        first, second = explainer.activations(x)
+        filters = explainer.first_filters()
+    except Exception as exc:  # the prediction above stands even if the explanation fails
+        st.error(f"The model's reasons could not be computed: {exc}")
+        return
     c1, c2, c3 = st.columns([1, 1, 2], gap="medium")
     c1.image(charts.saliency_overlay(x, saliency.attribution), width=224,
              caption=f"Saliency for {saliency.digit}: orange strokes pushed the model towards "

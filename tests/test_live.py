@@ -7,7 +7,6 @@ import threading
 import numpy as np
 import pytest
 
-from conftest import TINY_CONFIG
 from mnist_core.live import LiveModel, PublishedWeights, WeightBoard
 from mnist_core.predict import Predictor
 from mnist_core.training import TrainConfig, train
@@ -88,7 +87,7 @@ def test_reading_while_training_does_not_change_the_run(trained, test_digits):
     """The conftest run again, now with a reader hammering the published weights: identical metrics."""
     x, _ = test_digits
     board = WeightBoard()
-    live = LiveModel(TINY_CONFIG.preset)
+    live = LiveModel(trained.config.preset)
     done = threading.Event()
     reads = []
 
@@ -100,10 +99,22 @@ def test_reading_while_training_does_not_change_the_run(trained, test_digits):
     thread = threading.Thread(target=reader)
     thread.start()
     try:
-        result = train(TINY_CONFIG, board=board)
+        result = train(trained.config, board=board)
     finally:
         done.set()
         thread.join()
     assert len(reads) > 10
     assert [(p.loss, p.accuracy, p.val_loss, p.val_accuracy) for p in result.history] == \
         [(p.loss, p.accuracy, p.val_loss, p.val_accuracy) for p in trained.result.history]
+
+
+def test_weights_of_a_mixed_precision_network_load_into_the_float32_reader(test_digits):
+    from mnist_core.model import build_model
+
+    x, _ = test_digits
+    mixed = build_model("fast", dtype="mixed_bfloat16")
+    board = WeightBoard()
+    board.publish(mixed.get_weights(), 0.0, 0)
+    live = LiveModel("fast")
+    live.refresh(board)
+    np.testing.assert_allclose(live.predict_proba(x[:50]), Predictor(mixed).predict_proba(x[:50]), atol=1e-5)

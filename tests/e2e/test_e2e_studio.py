@@ -211,13 +211,14 @@ def test_gallery_shows_labelled_digits_and_filters(page: Page, mnist):
     expect(page.get_by_text(re.compile(r"^Page 1 of 3,000 · images 1–20 of 60,000"))).to_be_visible()
     first = " ".join(str(int(v)) for v in y_train[:20])
     expect(page.get_by_text(re.compile(r"^Labels: "))).to_have_text(f"Labels: {first}")
-    image = page.get_by_test_id("stImage").locator("img").first
+    gallery = page.get_by_role("tabpanel")  # the open tab's panel: the others are hidden
+    image = gallery.get_by_test_id("stImage").locator("img").first
     expect(image).to_be_visible()
     assert image.evaluate("img => img.complete && img.naturalWidth > 500"), "the digit grid did not render"
     save_screenshot(page, "gallery", docs_name="gallery")
 
     # Filter: only 3s, and every label on the page says 3.
-    page.get_by_test_id("stSelectbox").filter(has_text="Digit").click()
+    gallery.get_by_test_id("stSelectbox").filter(has_text="Digit").click()
     page.get_by_role("option", name="3", exact=True).click()
     n_threes = int(np.count_nonzero(y_train == 3))
     expect(page.get_by_text(re.compile(rf"images 1–20 of {n_threes:,} "))).to_be_visible(timeout=SLOW_MS)
