@@ -70,7 +70,8 @@ def render() -> None:
     m1.metric("Test accuracy", f"{ev.accuracy:.2%}")
     m2.metric("Mistakes", f"{wrong:,} of {len(ev.labels):,}")
     hardest = int(np.nanargmin(ev.recall))
-    m3.metric("Hardest digit", str(hardest), f"{ev.recall[hardest]:.2%} recognised", delta_color="off")
+    m3.metric("Hardest digit", str(hardest), f"{ev.recall[hardest]:.2%} recognised", delta_color="off",
+              delta_arrow="off", help="The digit with the lowest recall: the share of its images read correctly")
 
     heat, table = st.columns([3, 2], gap="large")
     with heat:

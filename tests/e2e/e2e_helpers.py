@@ -179,6 +179,10 @@ def save_screenshot(page: Page, name: str, docs_name: str | None = None) -> Path
     """
     ARTIFACTS.mkdir(exist_ok=True)
     path = ARTIFACTS / f"{name}.png"
+    try:  # a rerun in progress shows greyed-out stale elements: appearance only, not synchronisation
+        wait_idle(page, timeout=10_000)
+    except AssertionError:
+        pass
     settle(page)
     size = page.viewport_size or VIEWPORT
     height = page.evaluate(

@@ -273,4 +273,5 @@ def test_evaluate_shows_scores_and_a_clicked_cells_images(page: Page):
     expect(page.get_by_text(f"All {wrong:,} misread test digits")).to_be_visible()
     expect(page.locator(".st-key-mistakes img")).to_be_visible()
     assert_no_exception(page)
+    page.mouse.move(0, 0)  # no tooltip or chart toolbar in the picture
     save_screenshot(page, "evaluate", docs_name="evaluate")
