@@ -15,11 +15,12 @@ sidebar.render()
 
 train, evaluate, gallery, draw = st.tabs(
     [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
-     ":material/draw: Draw"], key="tabs")
+     ":material/draw: Draw"], key="tabs", on_change="rerun")
 with train:
     train_tab.render()
 with evaluate:
-    evaluate_tab.render()
+    if evaluate.open:  # reading 10,000 test digits is only worth it for someone looking
+        evaluate_tab.render()
 with gallery:
     gallery_tab.render()
 with draw:

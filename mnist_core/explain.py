@@ -31,7 +31,6 @@ class Explainer:
         if len(convs) < 2:
             raise ValueError(f"Model {model.name!r} has {len(convs)} convolution layer(s); the explainer needs 2")
         self.model = model
-        self.layer_names = tuple(c.name for c in convs[:2])
         self._first_kernel = convs[0].kernel
         taps = keras.Model(model.inputs, [_activated(model, c).output for c in convs[:2]])
         alphas = tf.reshape(tf.linspace(0.0, 1.0, steps + 1), [-1, 1, 1, 1])

@@ -88,6 +88,6 @@ class JobManager:
             status, message = "failed", f"Training failed: {exc}. {job.outcome}"
         try:
             self.runs.record(job.config, job.result, status, message, job.saved)
-        except OSError as exc:  # a full or read-only disk must not hide how the run ended
+        except Exception as exc:  # e.g. a full disk: the log is secondary to saying how the run ended
             message += f" (The run could not be logged: {exc})"
         job.progress.finish(status, message)

@@ -40,7 +40,7 @@ class WeightBoard:
         self._latest: PublishedWeights | None = None
 
     def publish(self, weights: list[np.ndarray], epoch: float, step: int) -> None:
-        """Store copies: the caller may go on changing its arrays."""
+        """Store copies, so that nothing a reader does can reach the arrays the caller passed."""
         copies = tuple(np.array(w, copy=True) for w in weights)
         with self._lock:
             version = 0 if self._latest is None else self._latest.version + 1
@@ -87,12 +87,15 @@ class LiveModel:
     def __init__(self, preset: str) -> None:
         self._predictor = Predictor(build_model(preset))
         self._lock = threading.Lock()
+        self._board: WeightBoard | None = None  # the board followed; another board starts afresh
         self.published: PublishedWeights | None = None  # what the model holds now
 
     def refresh(self, board: WeightBoard) -> PublishedWeights | None:
         """Load the board's latest weights if they are newer; returns what the model now holds."""
         latest = board.latest()
         with self._lock:
+            if board is not self._board:
+                self._board, self.published = board, None
             if latest is not None and (self.published is None or latest.version > self.published.version):
                 self._predictor.model.set_weights(list(latest.weights))
                 self.published = latest

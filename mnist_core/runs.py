@@ -51,14 +51,17 @@ class RunRecord:
         return out.getvalue()
 
     def to_json(self) -> str:
+        """Strict JSON (a missing metric, NaN in Python, is null) on one line."""
         d = dataclasses.asdict(self)
-        d["history"] = [dataclasses.asdict(p) for p in self.history]
-        return json.dumps(d)
+        d["history"] = [{k: None if isinstance(v, float) and math.isnan(v) else v
+                         for k, v in dataclasses.asdict(p).items()} for p in self.history]
+        return json.dumps(d, allow_nan=False)
 
     @classmethod
     def from_json(cls, line: str) -> "RunRecord":
         d = json.loads(line)
-        d["history"] = tuple(EpochPoint(**p) for p in d["history"])
+        d["history"] = tuple(EpochPoint(**{k: math.nan if v is None else v for k, v in p.items()})
+                             for p in d["history"])
         return cls(**d)
 
 

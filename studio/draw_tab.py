@@ -80,10 +80,14 @@ def _live_reading() -> None:
     job = resources.jobs().job
     with st.container(key="live-prediction"):
         if job is None or not job.running:
-            st.info("Training has ended: the new model, if kept, is now the active one.")
+            st.info(f"Training has ended. {job.outcome if job is not None else ''}")
             return
-        live = resources.live_model(job)
-        published = live.refresh(job.weights)
+        try:
+            live = resources.live_model(job)
+            published = live.refresh(job.weights)
+        except Exception as exc:  # training goes on regardless; only this view is lost
+            st.error(f"The network in training cannot be read: {exc}")
+            return
         x = st.session_state.get("drawing_x")
         if published is None:
             st.info("Waiting for the network in training to publish its first weights…")
@@ -114,7 +118,7 @@ def _why(x: np.ndarray, active: resources.ActiveModel) -> None:
                      f"{saliency.digit}, blue ones away (integrated gradients)")
     k = filters.shape[1]
     c2.image(charts.map_grid(filters, 8, signed=True, cell_px=30), width="stretch",
-             caption=f"The {len(filters)} filters of the first convolution ({k}×{k}): orange weights add "
+             caption=f"The {len(filters)} filters of the first convolution ({k}×{k}): red weights add "
                      "brightness, blue subtract")
     c3.image(charts.map_grid(first, 8, signed=False, cell_px=52), width="stretch",
              caption=f"What those filters see in this image: {len(first)} activation maps of the first "

@@ -38,10 +38,14 @@ def _make_active(path: str) -> None:
         st.session_state["runs_error"] = f"That model cannot be made active: {exc}"
 
 
+def _run_id(record: RunRecord) -> str:
+    return f"{record.finished_at} {record.model}"
+
+
 def render() -> None:
     st.subheader("Runs")
     records = resources.runs().history()
-    active = resources.runs().active_path().resolve()
+    active = resources.active_model().path.resolve()  # the model in use, after any fallback
     error = st.session_state.get("runs_error")
     if error:
         st.error(error)
@@ -63,9 +67,9 @@ def render() -> None:
             "Seconds": st.column_config.NumberColumn(format="%.1f"),
         })
         pick, use, csv = st.columns([4, 1, 1], vertical_alignment="bottom")
-        index = pick.selectbox("Run", range(len(records)), format_func=lambda i: _describe(records[i]),
-                               key="runs_choice")
-        record = records[index if index is not None and index < len(records) else 0]
+        by_id = {_run_id(r): r for r in records}  # stable when other runs finish and the list grows
+        chosen = pick.selectbox("Run", list(by_id), format_func=lambda i: _describe(by_id[i]), key="runs_choice")
+        record = by_id.get(chosen, records[0])
         state = _model_state(record, active)
         use.button("Make active", key="make_active_btn", icon=":material/check_circle:", width="stretch",
                    disabled=state != "saved", on_click=_make_active, args=(record.model,),

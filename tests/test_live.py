@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -69,18 +70,21 @@ def test_live_model_follows_the_board(published, test_digits):
     x, _ = test_digits
     live = LiveModel("seed")
     assert live.published is None
-    first = WeightBoard()
-    first.publish(list(board.all[0].weights), 0.0, 0)
-    assert live.refresh(first).step == 0
+    job_board = WeightBoard()
+    job_board.publish(list(board.all[0].weights), 0.0, 0)
+    assert live.refresh(job_board).step == 0
     untrained = live.predict_proba(x[:200])
-    trained_board = WeightBoard()
-    trained_board.publish(list(result.model.get_weights()), 1.0, 250)
-    trained_board.publish(list(result.model.get_weights()), 1.0, 250)  # version 1
-    assert live.refresh(trained_board).version == 1
+    job_board.publish(result.model.get_weights(), 1.0, 250)
+    assert live.refresh(job_board).version == 1
+    assert live.refresh(job_board).version == 1  # nothing newer: nothing reloaded
     np.testing.assert_allclose(live.predict_proba(x[:200]), Predictor(result.model).predict_proba(x[:200]),
                                atol=1e-5)
     assert not np.allclose(untrained, live.predict_proba(x[:200]), atol=1e-2)
-    assert live.refresh(first).version == 1  # an older version is not loaded over a newer one
+
+    next_job = WeightBoard()  # another run: its version 0 replaces the old run's version 1
+    next_job.publish(list(board.all[0].weights), 0.0, 0)
+    assert live.refresh(next_job).version == 0
+    np.testing.assert_allclose(live.predict_proba(x[:200]), untrained, atol=1e-6)
 
 
 def test_reading_while_training_does_not_change_the_run(trained, test_digits):
@@ -95,6 +99,7 @@ def test_reading_while_training_does_not_change_the_run(trained, test_digits):
         while not done.is_set():
             if live.refresh(board) is not None:
                 reads.append(live.predict_proba(x[0]))
+            time.sleep(0.005)  # a busy reader, not a spinning one (2 cores)
 
     thread = threading.Thread(target=reader)
     thread.start()

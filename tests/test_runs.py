@@ -63,6 +63,9 @@ def test_metrics_csv(trained):
     record = RunRecord(finished_at="2026-11-28T03:00:00+00:00", preset="seed", status="completed", message="",
                        config={}, history=(point, second), test_accuracy=0.95, test_loss=0.2, seconds=4.0,
                        model=None)
+    assert math.isnan(RunRecord.from_json(record.to_json()).history[1].val_loss)
+    assert '"val_loss": null' in record.to_json()  # strict JSON: any reader takes it
+    json.loads(record.to_json(), parse_constant=lambda c: pytest.fail(f"non-standard JSON {c}"))
     rows = list(csv.reader(io.StringIO(record.metrics_csv())))
     assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_seconds"]
     assert rows[1] == [str(v) for v in (point.epoch, point.loss, point.accuracy, point.val_loss,

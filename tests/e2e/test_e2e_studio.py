@@ -262,13 +262,26 @@ def test_evaluate_shows_scores_and_a_clicked_cells_images(page: Page):
     counts = {(t, p): cell_count(page, t, p) for t in range(10) for p in range(10)}
     assert sum(counts.values()) == 10_000
 
-    for true, predicted in [(2, 2), max((k for k in counts if k[0] != k[1]), key=counts.get)]:
-        cell(page, true, predicted).click()
+    def shows(true: int, predicted: int) -> None:
         what = f"{true}s read correctly" if true == predicted else f"{true}s read as {predicted}"
         expect(page.get_by_text(f"{counts[true, predicted]:,} {what}")).to_be_visible(timeout=SLOW_MS)
         expect(page.get_by_role("combobox", name="True digit")).to_have_value(str(true))
         expect(page.get_by_role("combobox", name="Read as")).to_have_value(str(predicted))
         expect(page.locator(".st-key-cell-images img")).to_be_visible()
+
+    def click(true: int, predicted: int) -> None:
+        expect(cell(page, true, predicted)).to_have_count(1)  # a new choice redraws the chart
+        cell(page, true, predicted).click()
+        shows(true, predicted)
+
+    worst = max((k for k in counts if k[0] != k[1]), key=counts.get)
+    click(2, 2)
+    click(*worst)
+    for name, value in zip(["True digit", "Read as"], (5, 5)):  # the boxes choose cells too
+        page.get_by_role("combobox", name=name).click()
+        page.get_by_role("option", name=str(value), exact=True).click()
+    shows(5, 5)
+    click(*worst)  # the cell clicked before can be clicked again
     wrong = sum(n for (t, p), n in counts.items() if t != p)
     expect(page.get_by_text(f"All {wrong:,} misread test digits")).to_be_visible()
     expect(page.locator(".st-key-mistakes img")).to_be_visible()
