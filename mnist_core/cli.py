@@ -69,10 +69,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def cmd_train(args: argparse.Namespace) -> int:
     from mnist_core.gpu import configure_gpu
     from mnist_core.progress import TrainingProgress
-    from mnist_core.store import save_model
+    from mnist_core.store import keras_path, save_model
     from mnist_core.training import train
 
     config = config_from_args(args)
+    if args.out:
+        keras_path(args.out)  # refuse a bad name now, not after the training
     print(configure_gpu().describe(), file=sys.stderr)
     print("config: " + " ".join(f"{k}={v}" for k, v in config.to_dict().items()), file=sys.stderr)
     progress, stop = TrainingProgress(), threading.Event()

@@ -37,6 +37,14 @@ class ModelInfo:
         return f"{self.preset} · {acc} test accuracy · trained {self.trained_at[:16].replace('T', ' ')} UTC"
 
 
+def keras_path(path: str | os.PathLike) -> Path:
+    """`path` as a Path, if it names a .keras file; Keras 3 saves nothing else."""
+    path = Path(path)
+    if path.suffix != ".keras":
+        raise ValueError(f"Model files end in .keras: {path}")
+    return path
+
+
 def sidecar_path(model_path: str | os.PathLike) -> Path:
     return Path(model_path).with_suffix(".json")
 
@@ -47,9 +55,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, *, config: dict, tes
 
     If anything fails, the files already at `path` stay as they were.
     """
-    path = Path(path)
-    if path.suffix != ".keras":
-        raise ValueError(f"Model files end in .keras: {path}")
+    path = keras_path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     info = ModelInfo(
         path=path,

@@ -163,6 +163,15 @@ def test_bad_values_in_process(argv, words, capsys):
     assert err.strip().startswith("error:") and words in err
 
 
+def test_a_bad_out_name_is_refused_before_training(tmp_path, capsys):
+    out = tmp_path / "model.h5"
+    assert cli.main(["train", "--dry-run", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert err.strip().startswith("error:") and "Model files end in .keras" in err
+    assert "config:" not in err and "epoch" not in err  # refused up front: nothing was trained
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv", [
     ["train", "--preset", "huge"],
     ["train", "--epochs", "two"],
