@@ -13,17 +13,19 @@ keras_guard.keep_keras_state()  # the training thread shares Keras with this ser
 state.init()
 sidebar.render()
 
+# Every tab renders on every run. Lazy tabs (on_change="rerun" and tab.open) were tried: under CPU load they
+# reset the Draw tab's stroke-width slider to its minimum. The evaluation is cached once per model, and
+# rendered last, so that a new model's first evaluation (a second or more) holds up no other tab.
 train, evaluate, gallery, draw = st.tabs(
     [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
-     ":material/draw: Draw"], key="tabs", on_change="rerun")
+     ":material/draw: Draw"], key="tabs")
 with train:
     train_tab.render()
-with evaluate:
-    if evaluate.open:  # reading 10,000 test digits is only worth it for someone looking
-        evaluate_tab.render()
 with gallery:
     gallery_tab.render()
 with draw:
     draw_tab.render()
+with evaluate:
+    evaluate_tab.render()
 
 watch.render()

@@ -170,12 +170,16 @@ def map_grid(maps: np.ndarray, columns: int, *, signed: bool, cell_px: int = 36,
     return grid
 
 
-CELL = alt.selection_point(name="cell", fields=["true", "predicted"], on="click", clear=False)
+CELL = alt.selection_point(name="cell", fields=["true", "predicted", "drawing"], on="click", clear=False)
 
 
-def confusion_chart(confusion: np.ndarray, selected: tuple[int, int] | None = None) -> alt.LayerChart:
+def confusion_chart(confusion: np.ndarray, selected: tuple[int, int] | None = None,
+                    drawing: int = 0) -> alt.LayerChart:
     """Heatmap, rows = true digit, columns = predicted: right answers blue, mistakes orange on a log scale
-    (so that one mistake shows beside a thousand right answers), empty cells dark; the chosen cell outlined."""
+    (so that one mistake shows beside a thousand right answers), empty cells dark; the chosen cell outlined.
+
+    `drawing` goes into every cell's selection: a new number per drawing makes any click a new selection.
+    """
     rows = confusion.sum(axis=1, keepdims=True)
     share = np.divide(confusion, rows, out=np.zeros(confusion.shape), where=rows > 0)
     off = confusion.copy()
@@ -188,7 +192,8 @@ def confusion_chart(confusion: np.ndarray, selected: tuple[int, int] | None = No
             # one colour axis for both kinds: [0, 1] mistakes (0 = none), [1, 2] right answers
             heat = 1 + share[t, p] if t == p else (0 if n == 0 else 0.3 + 0.7 * math.log1p(n) / top)
             records.append({"true": t, "predicted": p, "count": n, "label": str(n) if n else "",
-                            "share": float(share[t, p]), "heat": heat, "chosen": selected == (t, p)})
+                            "share": float(share[t, p]), "heat": heat, "chosen": selected == (t, p),
+                            "drawing": drawing})
     base = alt.Chart(pd.DataFrame(records)).encode(
         x=alt.X("predicted:O", title="predicted digit", axis=alt.Axis(orient="top", labelAngle=0, grid=False)),
         y=alt.Y("true:O", title="true digit", axis=alt.Axis(grid=False)),

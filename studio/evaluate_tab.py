@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import numpy as np
 import pandas as pd
 import streamlit as st
@@ -36,9 +34,9 @@ def _worst_cell(ev: Evaluation) -> tuple[int, int]:
     return int(t), int(p)
 
 
-def _pick_cell(chart_key: str) -> None:
+def _pick_cell() -> None:
     """A click on the heatmap chooses that cell in the two selectboxes."""
-    points = st.session_state[chart_key]["selection"].get("cell") or []
+    points = st.session_state["confusion_chart"]["selection"].get("cell") or []
     if points and {"true", "predicted"} <= points[-1].keys():
         st.session_state["eval_true"] = int(points[-1]["true"])
         st.session_state["eval_pred"] = int(points[-1]["predicted"])
@@ -78,11 +76,11 @@ def render() -> None:
     heat, table = st.columns([3, 2], gap="large")
     with heat:
         st.markdown("**Confusion matrix** — rows: true digit, columns: the model's answer. Click a cell.")
-        # Keyed by the chosen cell: a new choice gets a chart with no selection, so any cell, even the
-        # one clicked before, can be clicked again.
-        chart_key = f"confusion_chart_{ss['eval_true']}_{ss['eval_pred']}"
-        st.altair_chart(charts.confusion_chart(ev.confusion, (ss["eval_true"], ss["eval_pred"])), key=chart_key,
-                        on_select=functools.partial(_pick_cell, chart_key), selection_mode="cell", width="stretch")
+        # A new drawing number each time makes every click a new selection, so that a cell can be picked
+        # again after the selectboxes moved away from it (the chart keeps its last selection).
+        ss["eval_drawing"] += 1
+        chart = charts.confusion_chart(ev.confusion, (ss["eval_true"], ss["eval_pred"]), ss["eval_drawing"])
+        st.altair_chart(chart, key="confusion_chart", on_select=_pick_cell, selection_mode="cell", width="stretch")
     with table:
         st.markdown("**Per digit**")
         st.dataframe(pd.DataFrame({

@@ -44,6 +44,7 @@ DEFAULTS = {
     "eval_true": None,  # the confusion cell shown; None until the first visit picks the commonest confusion
     "eval_pred": None,
     "eval_mistakes_page": 0,
+    "eval_drawing": 0,  # counts heatmap drawings: part of each click's selection (evaluate_tab)
     # Runs (Train tab)
     "runs_error": None,  # message from the last "Make active" click, shown once
     # What the last full run showed, so the watcher can tell when another session changed things

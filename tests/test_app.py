@@ -298,22 +298,9 @@ def tiny_scores(saved_model, mnist):
     return evaluate(Predictor.load(saved_model), x_test.astype(np.float32) / 255.0, y_test)
 
 
-EVALUATE_TAB = ":material/analytics: Evaluate"
-
-
-def open_evaluate(at: AppTest) -> AppTest:
-    """Select the Evaluate tab, as a click on it does (the tabs' state is the chosen label)."""
-    at.session_state["tabs"] = EVALUATE_TAB
-    at.run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
-
-
 def test_evaluate_tab_scores_the_active_model(active, tiny_scores):
     ev = tiny_scores
     at = run_app()
-    assert "Test accuracy" not in [m.label for m in at.metric]  # not computed until someone looks
-    at = open_evaluate(at)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{ev.accuracy:.2%}"
     wrong = int((ev.predictions != ev.labels).sum())
@@ -333,7 +320,7 @@ def test_evaluate_tab_scores_the_active_model(active, tiny_scores):
 
 def test_evaluate_tab_cells_and_mistakes(active, tiny_scores):
     ev = tiny_scores
-    at = open_evaluate(run_app())
+    at = run_app()
     at.selectbox(key="eval_true").set_value(4).run()
     at.selectbox(key="eval_pred").set_value(9).run()
     n = len(ev.cell(4, 9))
@@ -355,7 +342,7 @@ def test_evaluate_tab_cells_and_mistakes(active, tiny_scores):
 def test_evaluation_is_computed_once_per_model(active):
     from studio import resources
 
-    at = open_evaluate(run_app())
+    at = run_app()
     first = {m.label: m.value for m in at.metric}["Test accuracy"]
     model = resources.active_model()
     assert resources.evaluation(model) is resources.evaluation(resources.active_model())  # cached

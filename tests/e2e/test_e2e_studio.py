@@ -60,7 +60,7 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     save_screenshot(page, "tab-train")
 
     open_tab(page, "Evaluate")
-    expect(page.get_by_text("Confusion matrix")).to_be_visible()
+    expect(page.get_by_text("Confusion matrix")).to_be_visible(timeout=SLOW_MS)
     assert_no_exception(page)
 
     open_tab(page, "Gallery")
@@ -208,7 +208,7 @@ def test_gallery_shows_labelled_digits_and_filters(page: Page, mnist):
     (_, y_train), (_, _) = mnist
     open_tab(page, "Gallery")
 
-    expect(page.get_by_text(re.compile(r"^Page 1 of 3,000 · images 1–20 of 60,000"))).to_be_visible()
+    expect(page.get_by_text(re.compile(r"^Page 1 of 3,000 · images 1–20 of 60,000"))).to_be_visible(timeout=SLOW_MS)
     first = " ".join(str(int(v)) for v in y_train[:20])
     expect(page.get_by_text(re.compile(r"^Labels: "))).to_have_text(f"Labels: {first}")
     gallery = page.get_by_role("tabpanel")  # the open tab's panel: the others are hidden
@@ -258,19 +258,19 @@ def test_evaluate_shows_scores_and_a_clicked_cells_images(page: Page):
     accuracy = shipped_model_line().split(" · ")[1].split()[0]  # "99.62%"
     value = page.get_by_test_id("stMetric").filter(has_text="Test accuracy").get_by_test_id("stMetricValue")
     expect(value).to_have_text(accuracy, timeout=SLOW_MS)  # the same figure as the model's own record
-    expect(cell(page, 0, 0)).to_have_count(1)
+    expect(cell(page, 0, 0)).to_have_count(1, timeout=SLOW_MS)
     counts = {(t, p): cell_count(page, t, p) for t in range(10) for p in range(10)}
     assert sum(counts.values()) == 10_000
 
     def shows(true: int, predicted: int) -> None:
         what = f"{true}s read correctly" if true == predicted else f"{true}s read as {predicted}"
         expect(page.get_by_text(f"{counts[true, predicted]:,} {what}")).to_be_visible(timeout=SLOW_MS)
-        expect(page.get_by_role("combobox", name="True digit")).to_have_value(str(true))
-        expect(page.get_by_role("combobox", name="Read as")).to_have_value(str(predicted))
-        expect(page.locator(".st-key-cell-images img")).to_be_visible()
+        expect(page.get_by_role("combobox", name="True digit")).to_have_value(str(true), timeout=SLOW_MS)
+        expect(page.get_by_role("combobox", name="Read as")).to_have_value(str(predicted), timeout=SLOW_MS)
+        expect(page.locator(".st-key-cell-images img")).to_be_visible(timeout=SLOW_MS)
 
     def click(true: int, predicted: int) -> None:
-        expect(cell(page, true, predicted)).to_have_count(1)  # a new choice redraws the chart
+        expect(cell(page, true, predicted)).to_have_count(1, timeout=SLOW_MS)  # a new choice redraws the chart
         cell(page, true, predicted).click()
         shows(true, predicted)
 
@@ -283,8 +283,8 @@ def test_evaluate_shows_scores_and_a_clicked_cells_images(page: Page):
     shows(5, 5)
     click(*worst)  # the cell clicked before can be clicked again
     wrong = sum(n for (t, p), n in counts.items() if t != p)
-    expect(page.get_by_text(f"All {wrong:,} misread test digits")).to_be_visible()
-    expect(page.locator(".st-key-mistakes img")).to_be_visible()
+    expect(page.get_by_text(f"All {wrong:,} misread test digits")).to_be_visible(timeout=SLOW_MS)
+    expect(page.locator(".st-key-mistakes img")).to_be_visible(timeout=SLOW_MS)
     assert_no_exception(page)
     page.mouse.move(0, 0)  # no tooltip or chart toolbar in the picture
     save_screenshot(page, "evaluate", docs_name="evaluate")
