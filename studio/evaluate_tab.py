@@ -59,7 +59,7 @@ def render() -> None:
         return
     ev = resources.evaluation(active)
     ss = st.session_state
-    if ss["eval_true"] is None:  # first visit: start on the commonest confusion
+    if ss["eval_true"] is None:  # first run of this session: start on the commonest confusion
         ss["eval_true"], ss["eval_pred"] = _worst_cell(ev)
 
     info = active.info

@@ -41,7 +41,7 @@ DEFAULTS = {
     "stroke_width": 18,
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
     # Evaluate tab
-    "eval_true": None,  # the confusion cell shown; None until the first visit picks the commonest confusion
+    "eval_true": None,  # the confusion cell shown; None until the first run picks the commonest confusion
     "eval_pred": None,
     "eval_mistakes_page": 0,
     "eval_drawing": 0,  # counts heatmap drawings: part of each click's selection (evaluate_tab)
