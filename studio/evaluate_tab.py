@@ -8,6 +8,7 @@ import streamlit as st
 
 from mnist_core.evaluate import Evaluation
 from studio import charts, resources
+from studio.paging import pager
 
 CELL_IMAGES = 40  # images shown for one confusion cell
 MISTAKES_PAGE = 40  # 4 rows x 10
@@ -40,10 +41,6 @@ def _pick_cell() -> None:
     if points and {"true", "predicted"} <= points[-1].keys():
         st.session_state["eval_true"] = int(points[-1]["true"])
         st.session_state["eval_pred"] = int(points[-1]["predicted"])
-
-
-def _turn(delta: int, pages: int) -> None:
-    st.session_state["eval_mistakes_page"] = min(max(st.session_state["eval_mistakes_page"] + delta, 0), pages - 1)
 
 
 @st.fragment
@@ -127,19 +124,14 @@ def _cell_view(ev: Evaluation) -> None:
 
 
 def _mistakes(ev: Evaluation) -> None:
-    ss = st.session_state
     wrong = ev.mistakes()
     st.subheader("Mistakes")
     if len(wrong) == 0:
         st.success("The model reads every test digit correctly.")
         return
     pages = -(-len(wrong) // MISTAKES_PAGE)
-    ss["eval_mistakes_page"] = page = min(ss["eval_mistakes_page"], pages - 1)
     b1, b2, info = st.columns([1, 1, 5], vertical_alignment="center")
-    b1.button("Previous", key="mistakes_prev", icon=":material/chevron_left:", disabled=page == 0,
-              on_click=_turn, args=(-1, pages), width="stretch")
-    b2.button("Next", key="mistakes_next", icon=":material/chevron_right:", disabled=page >= pages - 1,
-              on_click=_turn, args=(1, pages), width="stretch")
+    page = pager(b1, b2, "eval_mistakes_page", pages, "mistakes")
     shown = wrong[page * MISTAKES_PAGE:(page + 1) * MISTAKES_PAGE]
     info.caption(f"All {len(wrong):,} misread test digits, the model's most confident mistakes first · page "
                  f"{page + 1} of {pages}")

@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from studio import charts, resources
+from studio.paging import pager
 
 PAGE_SIZE = 20  # 2 rows x 10
 DIGIT_CHOICES = ["All"] + [str(d) for d in range(10)]
@@ -42,10 +43,6 @@ def _in_order() -> None:
     st.session_state["gallery_page"] = 0
 
 
-def _turn(delta: int, pages: int) -> None:
-    st.session_state["gallery_page"] = min(max(st.session_state["gallery_page"] + delta, 0), pages - 1)
-
-
 @st.fragment
 def render() -> None:
     """The whole tab is a fragment: paging and filtering rerun only the gallery."""
@@ -68,14 +65,9 @@ def render() -> None:
     split, digit = ss["gallery_split"], ss["gallery_digit"]
     order = _order(split, digit, ss["gallery_seed"])
     pages = max(1, -(-len(order) // PAGE_SIZE))
-    ss["gallery_page"] = min(ss["gallery_page"], pages - 1)
-    page = ss["gallery_page"]
 
     b1, b2, b3, b4, info = st.columns([1, 1, 1, 1, 3], vertical_alignment="center")
-    b1.button("Previous", key="gallery_prev", icon=":material/chevron_left:", disabled=page == 0,
-              on_click=_turn, args=(-1, pages), width="stretch")
-    b2.button("Next", key="gallery_next", icon=":material/chevron_right:", disabled=page >= pages - 1,
-              on_click=_turn, args=(1, pages), width="stretch")
+    page = pager(b1, b2, "gallery_page", pages, "gallery")
     b3.button("Shuffle", key="gallery_shuffle", icon=":material/shuffle:", on_click=_shuffle, width="stretch")
     b4.button("In order", key="gallery_in_order", icon=":material/sort:", on_click=_in_order,
               disabled=ss["gallery_seed"] is None, width="stretch")
