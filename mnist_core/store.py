@@ -34,7 +34,12 @@ class ModelInfo:
     @property
     def label(self) -> str:
         acc = "?" if self.test_accuracy is None else f"{self.test_accuracy:.2%}"
-        return f"{self.preset} · {acc} test accuracy · trained {self.trained_at[:16].replace('T', ' ')} UTC"
+        return f"{self.preset} · {acc} test accuracy · trained {utc_minute(self.trained_at)} UTC"
+
+
+def utc_minute(iso: str) -> str:
+    """An ISO 8601 UTC time as people read it, to the minute: "2026-11-28 03:30"."""
+    return iso[:16].replace("T", " ")
 
 
 def keras_path(path: str | os.PathLike) -> Path:

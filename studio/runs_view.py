@@ -8,17 +8,13 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core.runs import RunRecord
-from mnist_core.store import DEFAULT_MODEL
+from mnist_core.store import DEFAULT_MODEL, utc_minute
 from studio import resources
-
-
-def _when(record: RunRecord) -> str:
-    return record.finished_at[:16].replace("T", " ")
 
 
 def _describe(record: RunRecord) -> str:
     acc = "no test accuracy" if record.test_accuracy is None else f"{record.test_accuracy:.2%}"
-    return f"{_when(record)} UTC · {record.preset} · {record.status} · {acc}"
+    return f"{utc_minute(record.finished_at)} UTC · {record.preset} · {record.status} · {acc}"
 
 
 def _model_state(record: RunRecord, active: Path) -> str:
@@ -54,7 +50,7 @@ def render() -> None:
         st.caption("Every finished run will be listed here, newest first, with its model if it was kept.")
     else:
         table = pd.DataFrame({
-            "Finished (UTC)": [_when(r) for r in records],
+            "Finished (UTC)": [utc_minute(r.finished_at) for r in records],
             "Preset": [r.preset for r in records],
             "Status": [r.status for r in records],
             "Epochs": [f"{r.full_epochs}/{r.config.get('epochs', '?')}" for r in records],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mnist_core.store import utc_minute
 from studio import resources
 
 
@@ -19,7 +20,7 @@ def trained_when(active: resources.ActiveModel) -> str:
     info = active.info
     if info is None or info.trained_at == "unknown":
         return "training time unknown"
-    return f"trained {info.trained_at[:16].replace('T', ' ')} UTC"
+    return f"trained {utc_minute(info.trained_at)} UTC"
 
 
 def render() -> None:
