@@ -47,7 +47,7 @@ def _drawing() -> None:
         c2.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear, width="stretch")
     with answer:
         with st.container(key="prediction"):
-            x = None
+            x = digit = None
             if image_data is not None:
                 try:
                     x = preprocess_drawing(image_data)
@@ -56,7 +56,7 @@ def _drawing() -> None:
             if x is None:
                 st.info(HINT)
             else:
-                show_prediction(x, active.predictor, "Prediction", _model_caption(active))
+                digit = show_prediction(x, active.predictor, "Prediction", _model_caption(active))
                 st.download_button("Download the 28×28 drawing", charts.png_28(x), file_name="drawing-28x28.png",
                                    mime="image/png", key="download_drawing", icon=":material/download:",
                                    on_click="ignore", help="Exactly what the model reads: 28×28 grey PNG.")
@@ -64,10 +64,10 @@ def _drawing() -> None:
     if live:
         with live[0]:
             _live_reading()
-    if x is not None and active.predictor is not None:
+    if digit is not None:
         with st.container(key="explain"):
             st.subheader("Why this answer")
-            _why(x, active)
+            _why(x, digit, active)
 
 
 def _model_caption(active: resources.ActiveModel) -> str:
@@ -99,14 +99,14 @@ def _live_reading() -> None:
                             f"Network being trained: {job.config.preset}, {published.label} · updates by itself")
 
 
-def _why(x: np.ndarray, active: resources.ActiveModel) -> None:
-    """Saliency on the input, the first layer's filters, and the image's activation maps."""
+def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
+    """Saliency for the answer `digit` on the input, the first layer's filters, the image's activation maps."""
     explainer = resources.explainer(active)
     if isinstance(explainer, str):
         st.info(f"This model cannot be looked into: {explainer}")
         return
     try:
-        saliency = explainer.saliency(x)
+        saliency = explainer.saliency(x, digit)  # the answer shown: no second prediction
         first, second = explainer.activations(x)
         filters = explainer.first_filters()
     except Exception as exc:  # the prediction above stands even if the explanation fails
@@ -151,17 +151,21 @@ def _canvas() -> np.ndarray | None:
         return None
 
 
-def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, heading: str, caption: str) -> None:
-    """The digit as a heading, how sure, all 10 probabilities, and the 28x28 input the model saw."""
+def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, heading: str,
+                    caption: str) -> int | None:
+    """The digit as a heading, how sure, all 10 probabilities, and the 28x28 input the model saw.
+
+    Returns the digit, or None when there was no answer (the reason is shown).
+    """
     if predictor is None:
         st.warning("No model is loaded, so there is no prediction.")
-        return
+        return None
     started = time.perf_counter()
     try:
         proba = predictor.predict_proba(x)[0]
     except Exception as exc:
         st.error(f"The model could not read this image: {exc}")
-        return
+        return None
     ms = (time.perf_counter() - started) * 1000
     digit = int(np.argmax(proba))
     st.markdown(f"### {heading}: {digit}")
@@ -170,6 +174,7 @@ def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, head
     bars.altair_chart(charts.probability_chart(proba), width="stretch")
     seen.image(charts.upscale(x), caption="What the model sees (28×28)", width="stretch")
     st.caption(f"{caption} · answered in {ms:.0f} ms")
+    return digit
 
 
 @st.fragment
@@ -196,7 +201,7 @@ def _upload() -> None:
     original, answer = st.columns([1, 3], gap="large")
     original.image(image.convert("RGB"), caption=upload.name, width=180)
     with answer, st.container(key="upload-prediction"):
-        show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
-    if active.predictor is not None:
+        digit = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
+    if digit is not None:
         with st.expander("Why this answer", key="upload-explain"):
-            _why(x, active)
+            _why(x, digit, active)
