@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from mnist_core.progress import EpochPoint
-from mnist_core.store import DEFAULT_MODEL, ModelInfo, read_info, save_model
+from mnist_core.store import DEFAULT_MODEL, ModelInfo, read_info, save_model, sidecar_path
 from mnist_core.training import TrainConfig, TrainResult
 
 RUNS_ENV = "MNIST_STUDIO_RUNS"  # where trained models go; default: runs/ in the working directory
@@ -102,6 +102,20 @@ class RunStore:
             tmp = self.active_file.with_suffix(".tmp")
             tmp.write_text(json.dumps({"path": str(path)}) + "\n")
             os.replace(tmp, self.active_file)  # readers see the old or the new pointer, never half
+
+    def delete_model(self, path: str | os.PathLike) -> None:
+        """Delete a model this store saved (its .keras file and sidecar); its run stays in the log.
+
+        The active model and files outside the store's models/ folder are refused.
+        """
+        path = Path(path).resolve()
+        if path.parent != (self.root / "models").resolve():
+            raise ValueError(f"Only models trained in this studio can be deleted, not {path}")
+        with self._lock:  # no set_active() in between the check and the deletion
+            if path == self.active_path().resolve():
+                raise ValueError("This is the active model: make another one active before deleting it.")
+            path.unlink(missing_ok=True)
+            sidecar_path(path).unlink(missing_ok=True)
 
     def save_run(self, result: TrainResult) -> ModelInfo:
         """Save a usable result as a new model file and make it active."""

@@ -34,6 +34,33 @@ def _make_active(path: str) -> None:
         st.session_state["runs_error"] = f"That model cannot be made active: {exc}"
 
 
+def _delete_model(path: str) -> None:
+    st.session_state["runs_error"] = None
+    try:
+        resources.runs().delete_model(path)
+    except (ValueError, OSError) as exc:  # the active model, a file not ours, a read-only folder
+        st.session_state["runs_error"] = f"That model was not deleted: {exc}"
+
+
+def _delete_popover(container, record: RunRecord, state: str) -> None:
+    """Deleting asks once more, inside a popover, and says what stays."""
+    pop = container.popover("Delete model", icon=":material/delete:", width="stretch", key="delete_model_popover",
+                            disabled=state != "saved",
+                            help={"saved": "Free the disk space of this run's model file.",
+                                  "active": "Make another model active before deleting this one.",
+                                  "not kept": "This run ended without a model.",
+                                  "file deleted": "This run's model file is already gone."}[state])
+    if state == "saved":
+        path = Path(record.model)
+        try:
+            size = f" ({path.stat().st_size / 1e6:.1f} MB)"
+        except OSError:  # deleted by another session a moment ago
+            size = ""
+        pop.markdown(f"Delete `{path.name}`{size}? The run stays in this list with its metrics.")
+        pop.button("Delete", key="delete_model_btn", type="primary", icon=":material/delete:",
+                   on_click=_delete_model, args=(record.model,))
+
+
 def _run_id(record: RunRecord) -> str:
     return f"{record.finished_at} {record.model}"
 
@@ -62,7 +89,7 @@ def render() -> None:
             "Test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
             "Seconds": st.column_config.NumberColumn(format="%.1f"),
         })
-        pick, use, csv = st.columns([4, 1, 1], vertical_alignment="bottom")
+        pick, use, csv, delete = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
         by_id = {_run_id(r): r for r in records}  # stable when other runs finish and the list grows
         chosen = pick.selectbox("Run", list(by_id), format_func=lambda i: _describe(by_id[i]), key="runs_choice")
         record = by_id.get(chosen, records[0])
@@ -77,6 +104,7 @@ def render() -> None:
                             .replace(":", ""), mime="text/csv", key="download_metrics", icon=":material/download:",
                             on_click="ignore", width="stretch", disabled=not record.history,
                             help="Loss and accuracy after every full epoch, training and validation.")
+        _delete_popover(delete, record, state)
     if active != DEFAULT_MODEL.resolve():
         st.button("Use the shipped model", key="use_default_btn", icon=":material/restart_alt:",
                   on_click=_make_active, args=(str(DEFAULT_MODEL),),

@@ -289,6 +289,40 @@ def test_a_failed_run_is_listed_and_cannot_be_made_active(runs, tmp_path):
     assert not at.exception
 
 
+def _buttons(at: AppTest, key: str) -> list:
+    return [b for b in at.button if b.key == key]
+
+
+def test_a_saved_model_can_be_deleted_but_never_the_active_one(runs, trained):
+    older = runs.save_run(trained.result)
+    runs.record(trained.config, trained.result, "completed", "older", older)
+    newer = runs.save_run(trained.result)  # active
+    runs.record(trained.config, trained.result, "completed", "newer", newer)
+    at = run_app()
+    assert table_with(at, "Status")["Model"].tolist() == ["active", "saved"]
+    assert not _buttons(at, "delete_model_btn")  # the newest run is chosen, and its model is active
+
+    at.selectbox(key="runs_choice").select_index(1).run()
+    at.button(key="delete_model_btn").click().run()
+    assert not older.path.exists() and not older.path.with_suffix(".json").exists()
+    assert newer.path.is_file() and runs.active_path() == newer.path.resolve()
+    assert table_with(at, "Status")["Model"].tolist() == ["active", "file deleted"]
+    assert not _buttons(at, "delete_model_btn") and not at.error
+
+
+def test_deleting_a_model_another_session_just_made_active_is_refused(runs, trained):
+    older = runs.save_run(trained.result)
+    runs.record(trained.config, trained.result, "completed", "older", older)
+    newer = runs.save_run(trained.result)
+    runs.record(trained.config, trained.result, "completed", "newer", newer)
+    at = run_app()
+    at.selectbox(key="runs_choice").select_index(1).run()
+    runs.set_active(older.path)  # another session, between this page's drawing and the click
+    at.button(key="delete_model_btn").click().run()
+    assert older.path.is_file() and runs.active_path() == older.path.resolve()
+    assert any("That model was not deleted" in e.value and "active model" in e.value for e in at.error)
+
+
 # --- Evaluate tab ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

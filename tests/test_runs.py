@@ -90,3 +90,25 @@ def test_an_unusable_result_is_not_kept(store, trained):
     with pytest.raises(ValueError, match="Refusing"):
         store.save_run(stopped)
     assert not (store.root / "models").exists()
+
+
+def test_delete_model_removes_a_saved_model_but_never_the_active_one(store, trained, tmp_path):
+    first = store.save_run(trained.result)
+    second = store.save_run(trained.result)  # now the active one
+    store.record(trained.config, trained.result, "completed", "first run", first)
+    with pytest.raises(ValueError, match="active model"):
+        store.delete_model(second.path)
+    assert second.path.is_file()
+
+    store.delete_model(first.path)
+    assert not first.path.exists() and not first.path.with_suffix(".json").exists()
+    assert second.path.is_file() and store.active_path() == second.path.resolve()
+    (logged,) = store.history()  # the run and its metrics stay in the log
+    assert logged.model == str(first.path.resolve()) and logged.history == trained.result.history
+
+
+def test_delete_model_refuses_files_the_store_did_not_save(store, saved_model):
+    for outsider in (saved_model, DEFAULT_MODEL):
+        with pytest.raises(ValueError, match="Only models trained in this studio"):
+            store.delete_model(outsider)
+        assert outsider.is_file()
