@@ -83,6 +83,10 @@ class RunStore:
     def log_file(self) -> Path:
         return self.root / "runs.jsonl"
 
+    @property
+    def models_dir(self) -> Path:
+        return self.root / "models"
+
     def active_path(self) -> Path:
         try:
             path = Path(json.loads(self.active_file.read_text())["path"])
@@ -109,7 +113,7 @@ class RunStore:
         The active model and files outside the store's models/ folder are refused.
         """
         path = Path(path).resolve()
-        if path.parent != (self.root / "models").resolve():
+        if path.parent != self.models_dir.resolve():
             raise ValueError(f"Only models trained in this studio can be deleted, not {path}")
         with self._lock:  # no set_active() in between the check and the deletion
             if path == self.active_path().resolve():
@@ -122,7 +126,7 @@ class RunStore:
         if not result.usable:
             raise ValueError(f"Refusing to keep this run: {result.message}")
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-        path = self.root / "models" / f"{stamp}-{result.config.preset}.keras"
+        path = self.models_dir / f"{stamp}-{result.config.preset}.keras"
         info = save_model(result.model, path, config=result.config.to_dict(),
                           test_accuracy=result.test_accuracy, seconds=result.seconds)
         self.set_active(path)

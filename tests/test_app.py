@@ -293,11 +293,17 @@ def _buttons(at: AppTest, key: str) -> list:
     return [b for b in at.button if b.key == key]
 
 
+def _two_saved_runs(runs, trained):
+    """Two logged runs with their models saved; the newer one is active."""
+    saved = []
+    for message in ("older", "newer"):
+        saved.append(runs.save_run(trained.result))
+        runs.record(trained.config, trained.result, "completed", message, saved[-1])
+    return saved
+
+
 def test_a_saved_model_can_be_deleted_but_never_the_active_one(runs, trained):
-    older = runs.save_run(trained.result)
-    runs.record(trained.config, trained.result, "completed", "older", older)
-    newer = runs.save_run(trained.result)  # active
-    runs.record(trained.config, trained.result, "completed", "newer", newer)
+    older, newer = _two_saved_runs(runs, trained)  # the newer one active
     at = run_app()
     assert table_with(at, "Status")["Model"].tolist() == ["active", "saved"]
     assert not _buttons(at, "delete_model_btn")  # the newest run is chosen, and its model is active
@@ -311,10 +317,7 @@ def test_a_saved_model_can_be_deleted_but_never_the_active_one(runs, trained):
 
 
 def test_deleting_a_model_another_session_just_made_active_is_refused(runs, trained):
-    older = runs.save_run(trained.result)
-    runs.record(trained.config, trained.result, "completed", "older", older)
-    newer = runs.save_run(trained.result)
-    runs.record(trained.config, trained.result, "completed", "newer", newer)
+    older, newer = _two_saved_runs(runs, trained)
     at = run_app()
     at.selectbox(key="runs_choice").select_index(1).run()
     runs.set_active(older.path)  # another session, between this page's drawing and the click

@@ -92,7 +92,7 @@ def test_an_unusable_result_is_not_kept(store, trained):
     assert not (store.root / "models").exists()
 
 
-def test_delete_model_removes_a_saved_model_but_never_the_active_one(store, trained, tmp_path):
+def test_delete_model_removes_a_saved_model_but_never_the_active_one(store, trained):
     first = store.save_run(trained.result)
     second = store.save_run(trained.result)  # now the active one
     store.record(trained.config, trained.result, "completed", "first run", first)
