@@ -15,7 +15,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_core import data
+from mnist_core import data, evalsets, handwriting
 from mnist_core.model import PRESETS, build_model, compile_model
 from mnist_core.precision import resolve_precision
 from mnist_core.predict import Predictor
@@ -160,8 +160,74 @@ def inference_table(rows: list[tuple[str, float, float]]) -> str:
     return "\n".join(lines)
 
 
-def run(quick: bool = False, only: str | None = None, presets: list[str] | None = None) -> str:
-    """Run the chosen benchmarks and return the printed report (Markdown tables)."""
+@dataclass(frozen=True)
+class HandwritingRow:
+    model: str
+    set: str
+    n: int
+    default: float  # accuracy, drawn the default way
+    random: float  # accuracy, random pen widths, sizes and places
+    worst_digit: int  # over both ways
+    worst_accuracy: float
+    read_as: int | None  # the worst digit's commonest misreading
+
+
+def benchmark_handwriting(models: list[str | None], root=None, quick: bool = False
+                          ) -> tuple[list[HandwritingRow], dict[str, tuple[float, int]], list[str]]:
+    """Every model (None: the shipped one) on every handwriting set found under `root`, both ways.
+
+    Returns the rows, each model's MNIST test accuracy and digit count, and one line per missing set.
+    """
+    sets, missing = [], []
+    for name in evalsets.LOADERS:
+        try:
+            digits = evalsets.load(name, root)
+        except evalsets.EvalSetMissing as exc:
+            missing.append(str(exc))
+            continue
+        sets.append(digits.head(100) if quick else digits)
+    drawn = {(d.name, way): handwriting.model_inputs(d, way) for d in sets for way in handwriting.WAYS}
+    _, (x_test, y_test) = data.load_mnist()
+    if quick:
+        x_test, y_test = x_test[:1000], y_test[:1000]
+    rows, mnist = [], {}
+    for path in models:
+        predictor = Predictor.load(path)
+        label = "shipped" if path is None else str(path)
+        mnist[label] = float((predictor.predict(data.to_float_images(x_test)) == y_test).mean()), len(y_test)
+        for d in sets:
+            both = handwriting.score(predictor, np.concatenate([drawn[d.name, w] for w in handwriting.WAYS]),
+                                     np.concatenate([d.labels] * len(handwriting.WAYS)))
+            default, random = (handwriting.score(predictor, drawn[d.name, w], d.labels).accuracy
+                               for w in handwriting.WAYS)
+            rows.append(HandwritingRow(label, d.name, len(d), default, random, both.worst_digit,
+                                       both.per_digit[both.worst_digit], both.worst_confusion))
+    return rows, mnist, missing
+
+
+def handwriting_table(rows: list[HandwritingRow], mnist: dict[str, tuple[float, int]], missing: list[str]) -> str:
+    lines = ["| model | set | digits | default way | random way | gap (points) | worst digit (read as) |",
+             "|---|---|---|---|---|---|---|"]
+    for model, (accuracy, n) in mnist.items():
+        own = [r for r in rows if r.model == model]
+        for r in own:
+            read_as = "" if r.read_as is None else f" (as {r.read_as})"
+            lines.append(f"| {model} | {r.set} | {r.n:,} | {r.default:.2%} | {r.random:.2%} | "
+                         f"{100 * (r.default - r.random):+.2f} | {r.worst_digit}: {r.worst_accuracy:.1%}{read_as} |")
+        if own:
+            default, random = np.mean([r.default for r in own]), np.mean([r.random for r in own])
+            lines.append(f"| {model} | mean | | {default:.2%} | {random:.2%} | {100 * (default - random):+.2f} | |")
+        lines.append(f"| {model} | MNIST test | {n:,} | {accuracy:.2%} | | | |")
+    return "\n".join(lines + [f"missing: {m}" for m in missing])
+
+
+def run(quick: bool = False, only: str | None = None, presets: list[str] | None = None,
+        models: list[str] | None = None, eval_dir=None) -> str:
+    """Run the chosen benchmarks and return the printed report (Markdown tables).
+
+    `models` are extra .keras files for the handwriting benchmark (the shipped model is always read);
+    `eval_dir` is where its sets are (default: evalsets.eval_dir()).
+    """
     parts = ["| machine | |", "|---|---|", *[f"| {k} | {v} |" for k, v in machine_info().items()]]
     if only in (None, "training"):
         parts += ["", training_table(benchmark_training(presets or list(PRESETS), quick=quick))]
@@ -169,4 +235,6 @@ def run(quick: bool = False, only: str | None = None, presets: list[str] | None 
         parts += ["", callback_table(benchmark_callback_cost(quick=quick))]
     if only in (None, "inference"):
         parts += ["", inference_table(benchmark_inference(quick=quick))]
+    if only in (None, "handwriting"):
+        parts += ["", handwriting_table(*benchmark_handwriting([None, *(models or [])], eval_dir, quick=quick))]
     return "\n".join(parts)

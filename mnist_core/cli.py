@@ -32,6 +32,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--schedule", choices=SCHEDULES, help="constant rate, or onecycle: warm-up then cosine decay")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="randomly rotate, zoom and shift training images (default: the preset's choice)")
+    t.add_argument("--augment-style", action=argparse.BooleanOptionalAction, default=None,
+                   help="give some training 1s a flag and some 7s a crossbar (default: the preset's choice)")
     t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
     t.add_argument("--train-subset", type=_positive_or_none, help="use only the first N training images")
     t.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")
@@ -53,8 +55,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     b = sub.add_parser("benchmark", help="time the presets against the tutorial's recipe, and inference latency")
     b.add_argument("--quick", action="store_true", help="for CI: tiny runs that only prove the benchmark works")
-    b.add_argument("--only", choices=["training", "callbacks", "inference"], help="run one of the benchmarks")
+    b.add_argument("--only", choices=["training", "callbacks", "inference", "handwriting"],
+                   help="run one of the benchmarks")
     b.add_argument("--presets", nargs="+", choices=list(PRESETS), help="presets to train (default: all)")
+    b.add_argument("--models", nargs="+", default=[],
+                   help="handwriting: .keras files to read besides the shipped model")
+    b.add_argument("--eval-dir", help="handwriting: the folder of the sets (default: $MNIST_EVAL_DIR or "
+                                      "shared/eval beside the repository)")
     return parser
 
 
@@ -166,7 +173,7 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from mnist_core.benchmark import run
 
-    print(run(quick=args.quick, only=args.only, presets=args.presets))
+    print(run(quick=args.quick, only=args.only, presets=args.presets, models=args.models, eval_dir=args.eval_dir))
     return 0
 
 

@@ -100,10 +100,11 @@ def subset(split: Split, n: int | None) -> Split:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int,
-                 augment: bool = False):
+                 augment: bool = False, style: bool = False):
     """A tf.data pipeline over uint8 images kept in memory: seeded shuffle, batch, scale, prefetch.
 
-    `augment` adds a random affine distortion per image (seeded, so runs repeat exactly).
+    Random distortions per image, seeded so runs repeat exactly: `style` gives some 1s a flag and
+    some 7s a crossbar, then `augment` rotates, zooms and shifts.
     """
     import tensorflow as tf
 
@@ -111,25 +112,88 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(_scale_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment:
+    if augment or style:
+        def distort(batch, seed):
+            x, y = batch
+            style_seed, affine_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+            if style:
+                x = _style(x, y, style_seed)
+            if augment:
+                x = _affine(x, affine_seed)
+            return x, y
+
         batch_seeds = tf.data.Dataset.random(seed=seed).batch(2)  # one stateless seed pair per batch
-        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(
-            _augment_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+        ds = tf.data.Dataset.zip((ds, batch_seeds)).map(distort, num_parallel_calls=tf.data.AUTOTUNE,
+                                                        deterministic=True)
     return ds.prefetch(tf.data.AUTOTUNE)
 
 
 MAX_ROTATION = 0.2  # radians, about 11 degrees
 MAX_ZOOM = 0.1  # +-10% size
 MAX_SHIFT = 2.5  # pixels
+STYLE_SHARE = 0.3  # the share of 1s given a flag, and of 7s given a crossbar
+STYLE_WIDTH = (1.6, 2.6)  # the added stroke's width, pixels (MNIST's median stroke is about 2)
+FLAG_LENGTH = (0.3, 0.6)  # a flag's length, as a share of the digit's height
+FLAG_ANGLE = (0.35, 1.05)  # a flag's slope below the horizontal, radians (20-60 degrees)
+FOOT_SHARE = 0.5  # the share of flagged 1s that also get a foot
 
 
-def _augment_batch(batch, seed):
+def _style(x, y, seed):
+    """Continental handwriting, rare in MNIST: some 1s get a flag (a stroke from the stem's top down
+    to the left), half of those a foot as well, and some 7s a crossbar through the middle of the
+    stem; each stroke drawn anti-aliased at a random width."""
+    import tensorflow as tf
+
+    n = tf.shape(x)[0]
+    u = [tf.random.stateless_uniform([n], s) for s in tf.unstack(tf.random.experimental.stateless_split(
+        tf.cast(seed, tf.int64), 6))]
+    ink = x[..., 0]
+    grid = tf.range(28.0)
+    inked_rows = tf.reduce_max(ink, axis=2) > 0.5  # (n, 28)
+    top = tf.reduce_min(tf.where(inked_rows, grid, 28.0), axis=1)
+    bottom = tf.reduce_max(tf.where(inked_rows, grid, -1.0), axis=1)
+    height = bottom - top + 1
+
+    def stem_column(row):  # the ink's mean column in the three rows about `row`
+        near = tf.cast(tf.abs(grid[None, :] - row[:, None]) <= 1.0, tf.float32)[..., None]  # (n, 28, 1)
+        weight = ink * near
+        return tf.reduce_sum(weight * grid, axis=[1, 2]) / tf.maximum(tf.reduce_sum(weight, axis=[1, 2]), 1e-3)
+
+    width = STYLE_WIDTH[0] + (STYLE_WIDTH[1] - STYLE_WIDTH[0]) * u[3]
+
+    def segment(r0, c0, r1, c1):  # (n, 28, 28) ink of the stroke (r0, c0)-(r1, c1), falling off over a pixel
+        r0, c0, dr, dc = (v[:, None, None] for v in (r0, c0, r1 - r0, c1 - c0))
+        pr, pc = grid[None, :, None] - r0, grid[None, None, :] - c0
+        t = tf.clip_by_value((pr * dr + pc * dc) / tf.maximum(dr * dr + dc * dc, 1e-6), 0.0, 1.0)
+        distance = tf.sqrt((pr - t * dr) ** 2 + (pc - t * dc) ** 2)
+        return tf.clip_by_value(width[:, None, None] / 2 + 0.5 - distance, 0.0, 1.0)
+
+    # A 1's flag: from the stem's top, down to the left; its foot: across the stem's bottom.
+    flag_len = height * (FLAG_LENGTH[0] + (FLAG_LENGTH[1] - FLAG_LENGTH[0]) * u[0])
+    flag_angle = FLAG_ANGLE[0] + (FLAG_ANGLE[1] - FLAG_ANGLE[0]) * u[1]
+    flag_r, flag_c = top + 0.5, stem_column(top + 1)
+    flag = segment(flag_r, flag_c, flag_r + flag_len * tf.sin(flag_angle), flag_c - flag_len * tf.cos(flag_angle))
+    foot_r, foot_c, foot_half = bottom - 0.5, stem_column(bottom - 1), height * (0.15 + 0.15 * u[2])
+    foot = segment(foot_r, foot_c - foot_half, foot_r, foot_c + foot_half)
+    one = (tf.equal(y, 1) & (u[4] < STYLE_SHARE))[:, None, None]
+    footed = one & (u[5] < FOOT_SHARE)[:, None, None]
+    # A 7's crossbar: across the stem at 45-60% of the height, 30-50% of the height long, tilted a little.
+    bar_r = top + height * (0.45 + 0.15 * u[0])
+    bar_half, bar_tilt = height * (0.15 + 0.1 * u[1]), 0.2 * u[2] - 0.1
+    bar_c = stem_column(bar_r)
+    bar = segment(bar_r - bar_half * bar_tilt, bar_c - bar_half, bar_r + bar_half * bar_tilt, bar_c + bar_half)
+    seven = (tf.equal(y, 7) & (u[4] < STYLE_SHARE))[:, None, None]
+    added = tf.maximum(tf.where(one, flag, 0.0), tf.maximum(tf.where(footed, foot, 0.0), tf.where(seven, bar, 0.0)))
+    added = tf.where((height > 4)[:, None, None], added, 0.0)
+    return tf.maximum(x, added[..., None])
+
+
+def _affine(x, seed):
     """One affine transform per image (rotation, zoom, shift about the centre), in a single op."""
     import tensorflow as tf
 
-    x, y = batch
     n = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 4)
+    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
     angle = tf.random.stateless_uniform([n], seeds[0], -MAX_ROTATION, MAX_ROTATION)
     zoom = tf.random.stateless_uniform([n], seeds[1], 1 - MAX_ZOOM, 1 + MAX_ZOOM)
     shift = tf.random.stateless_uniform([n, 2], seeds[2], -MAX_SHIFT, MAX_SHIFT)
@@ -140,10 +204,9 @@ def _augment_batch(batch, seed):
     transforms = tf.stack([cos, sin, c - cos * ox - sin * oy,
                            -sin, cos, c + sin * ox - cos * oy,
                            tf.zeros([n]), tf.zeros([n])], axis=1)
-    x = tf.raw_ops.ImageProjectiveTransformV3(
+    return tf.raw_ops.ImageProjectiveTransformV3(
         images=x, transforms=transforms, output_shape=[28, 28], fill_value=0.0,
         interpolation="BILINEAR", fill_mode="CONSTANT")
-    return x, y
 
 
 def _scale_batch(x, y):

@@ -2,7 +2,9 @@
 
 MNIST's recipe (LeCun et al.): the ink is cropped, scaled with anti-aliasing so its longer
 side fills a 20x20 box (aspect ratio kept), and placed in a 28x28 frame so that its centre
-of mass sits at the frame's centre. Both public entry points share that one path.
+of mass sits at the frame's centre. Before the scaling, the strokes are thinned or thickened
+to MNIST's typical thickness, so a thin pen, a bold pen, a tiny and a huge drawing read alike.
+Both public entry points share that one path.
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ MIN_INK_FRACTION = 0.001  # ...as is less ink than this share of the picture's a
 MIN_EXTENT = 3  # a digit's ink spans at least this many pixels along its longer side
 RESAMPLE = Image.Resampling.BOX  # area averaging: the anti-aliasing MNIST's size normalisation used
 MAX_SIDE = 1024  # uploads are downscaled to at most this many pixels per side first, to stay fast
+# Stroke width: drawings are redrawn at MNIST's typical stroke thickness before scaling.
+WORK_SIDE = 80  # the crop's longer side while its strokes are thickened or thinned, pixels (4x the 20 px box)
+THICKNESS = 1.97  # MNIST's median stroke thickness in the 28x28 frame, by stroke_thickness() (its test digits)
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights, as PIL's convert("L")
 
 UPLOAD_FORMATS = ("PNG", "JPEG")  # PIL format names; uploads in any other format are refused
@@ -137,7 +142,8 @@ def _to_mnist(ink: np.ndarray) -> np.ndarray | None:
     count = int(np.count_nonzero(crop_mask))
     if count < max(MIN_INK_PIXELS, MIN_INK_FRACTION * ink.size) or max(h, w) < MIN_EXTENT:
         return None
-    crop = np.where(crop_mask, ink[top:bottom, left:right], 0).astype(np.float32, copy=False)
+    crop = normalise_stroke(np.where(crop_mask, ink[top:bottom, left:right], 0).astype(np.float32, copy=False))
+    h, w = crop.shape
     s = BOX / max(h, w)  # output pixels per source pixel
 
     # Centre of mass of the crop, in continuous source coordinates (pixel i spans [i, i+1]).
@@ -162,3 +168,46 @@ def _to_mnist(ink: np.ndarray) -> np.ndarray | None:
     frame[fy0:fy1, fx0:fx1] = small[fy0 - off_y:fy1 - off_y, fx0 - off_x:fx1 - off_x]
     np.clip(frame, 0, None, out=frame)  # resampling filters with negative lobes can undershoot
     return frame / frame.max()
+
+
+def stroke_thickness(ink: np.ndarray) -> float:
+    """The mean stroke thickness of an ink image (H, W) in [0, 1], in its pixels: twice the ink's
+    mass over the outline length of its ink > 0.5 mask (a stroke of width t and length L has mass
+    t L and outline 2 L)."""
+    mask = ink > 0.5
+    outline = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
+    outline += np.count_nonzero(mask[[0, -1]]) + np.count_nonzero(mask[:, [0, -1]])  # edges on the border
+    return 2 * float(ink.sum()) / outline if outline else 0.0
+
+
+def normalise_stroke(crop: np.ndarray) -> np.ndarray:
+    """A cropped ink image -> the same strokes at MNIST's typical thickness, cropped to the ink again.
+
+    The crop is resampled so its longer side is WORK_SIDE, then dilated or eroded by a disc whose
+    radius is half the gap between its measured thickness and THICKNESS (at WORK_SIDE scale), so a
+    thin pen, a thick pen, a tiny and a huge drawing all reach the network alike.
+    """
+    h, w = crop.shape
+    f = WORK_SIDE / max(h, w)
+    size = (max(1, round(w * f)), max(1, round(h * f)))
+    resample = RESAMPLE if f < 1 else Image.Resampling.BILINEAR
+    work = np.asarray(Image.fromarray(crop).resize(size, resample))
+    # The 28x28 frame shows the crop at BOX / WORK_SIDE of this size: the target in working pixels.
+    gap = THICKNESS * WORK_SIDE / BOX - stroke_thickness(work)
+    radius = round(abs(gap) / 2)
+    if radius == 0:
+        return crop
+    pad = np.pad(work, radius)
+    pick = np.maximum if gap > 0 else np.minimum  # dilate a thin pen, erode a thick one
+    out, (H, W) = pad, pad.shape
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy * dy + dx * dx <= radius * radius + radius:  # a disc, slightly rounded out
+                shifted = np.zeros_like(pad)
+                shifted[max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
+                    pad[max(-dy, 0):H - max(dy, 0), max(-dx, 0):W - max(dx, 0)]
+                out = pick(out, shifted)
+    rows, cols = np.flatnonzero((out > INK_THRESHOLD).any(axis=1)), np.flatnonzero((out > INK_THRESHOLD).any(axis=0))
+    if rows.size == 0:  # eroded away: keep the strokes as drawn
+        return work
+    return np.where(out > INK_THRESHOLD, out, 0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]

@@ -31,6 +31,7 @@ class TrainConfig:
     learning_rate: float = 1e-3  # Adam's rate (the peak rate for "onecycle")
     schedule: str = "constant"  # "constant", or "onecycle": linear warm-up then cosine decay to 0
     augment: bool = False  # randomly rotate, zoom and shift training images (data.make_dataset)
+    augment_style: bool = False  # give some 1s a flag and some 7s a crossbar (continental handwriting)
     seed: int = 42  # seeds weights, shuffling and augmentation
     train_subset: int | None = None  # use only the first N training images (None = all 60,000)
     test_subset: int | None = None  # use only the first N test images (None = all 10,000)
@@ -59,7 +60,8 @@ class TrainConfig:
         """The preset's own recipe, with any field overridden."""
         p = get_preset(name)
         recipe = dict(preset=name, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
-                      schedule=p.schedule, precision=p.precision, augment=p.augment)
+                      schedule=p.schedule, precision=p.precision, augment=p.augment,
+                      augment_style=p.augment_style)
         return cls(**{**recipe, **overrides})
 
     def to_dict(self) -> dict:
@@ -121,7 +123,7 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
     precision = resolve_precision(config.precision)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
-                                 augment=config.augment)
+                                 augment=config.augment, style=config.augment_style)
     test_ds = data.make_dataset(x_test, y_test, 256, shuffle=False, seed=config.seed)
 
     progress.set_message("building the network")

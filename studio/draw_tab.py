@@ -8,12 +8,12 @@ import time
 import numpy as np
 import streamlit as st
 
+from mnist_core.canvas import CANVAS_PX
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
 from studio import charts, resources
 
-CANVAS_PX = 280
 HINT = "Draw a digit on the black square: the model's answer appears here."
 LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly published weights
 

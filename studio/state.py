@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 from mnist_core.model import PRESETS
 
 FULL_TRAIN = 60_000  # MNIST's training split
@@ -19,6 +20,8 @@ def recipe(preset: str) -> dict:
         "train_batch_size": p.batch_size,
         "train_learning_rate": p.learning_rate,
         "train_schedule": p.schedule,
+        "train_augment": p.augment,
+        "train_augment_style": p.augment_style,
     }
 
 
@@ -38,7 +41,7 @@ DEFAULTS = {
     "gallery_seed": None,  # None: dataset order; an int: shuffled with that seed
     # Draw tab
     "canvas_counter": 0,  # part of the canvas key: Clear increments it, which gives a fresh canvas
-    "stroke_width": 18,
+    "stroke_width": DEFAULT_STROKE_WIDTH,
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
     # Evaluate tab
     "eval_true": None,  # the confusion cell shown; None until the first run picks the commonest confusion

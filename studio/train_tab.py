@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import math
+
 import pandas as pd
 import streamlit as st
 
+from mnist_core import data
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
 from mnist_core.training import SCHEDULES, TrainConfig
@@ -34,6 +37,8 @@ def _config_from_state() -> TrainConfig:
         batch_size=int(ss["train_batch_size"]),
         learning_rate=float(ss["train_learning_rate"]),
         schedule=ss["train_schedule"],
+        augment=bool(ss["train_augment"]),
+        augment_style=bool(ss["train_augment_style"]),
         seed=int(ss["train_seed"]),
         train_subset=None if n_train >= FULL_TRAIN else n_train,
         test_subset=None if n_test >= FULL_TEST else n_test,
@@ -114,8 +119,16 @@ def _controls() -> None:
                     help="Seeds the weights, the shuffling and the augmentation: same seed, same run.")
     c3.button("Preset recipe", key="recipe_btn", icon=":material/restart_alt:", on_click=_apply_recipe,
               width="stretch",
-              help="Reset epochs, batch size, learning rate and schedule to the chosen preset's recipe "
-                   "(for seed: the TensorFlow tutorial's 10 epochs, batch 32, Adam 1e-3).")
+              help="Reset epochs, batch size, learning rate, schedule and augmentation to the chosen preset's "
+                   "recipe (for seed: the TensorFlow tutorial's 10 epochs, batch 32, Adam 1e-3, none).")
+    st.markdown("Augmentation: each training image distorted at random, so the network reads more hands")
+    c1, c2 = st.columns(2)
+    c1.checkbox("Rotate, zoom, shift", key="train_augment",
+                help=f"Up to ±{math.degrees(data.MAX_ROTATION):.0f}° of rotation, ±{data.MAX_ZOOM:.0%} of size "
+                     f"and ±{data.MAX_SHIFT:g} px of shift.")
+    c2.checkbox("Flags and crossbars", key="train_augment_style",
+                help=f"{data.STYLE_SHARE:.0%} of the 1s get a flag ({data.FOOT_SHARE:.0%} of those a foot too) and "
+                     f"{data.STYLE_SHARE:.0%} of the 7s a crossbar, as many people outside the US write them.")
     c1, c2 = st.columns(2)
     c1.number_input("Training images", min_value=1_000, max_value=FULL_TRAIN, step=1_000, key="train_images",
                     help="Train on the first N of MNIST's 60,000 training images; fewer is faster.")
@@ -170,8 +183,11 @@ def _fmt_seconds(seconds: float | None) -> str:
 def _describe_config(config: TrainConfig) -> str:
     subset = ("all" if config.train_subset is None else f"{config.train_subset:,}") + " training / " + (
         "all" if config.test_subset is None else f"{config.test_subset:,}") + " test images"
+    augmentation = ", ".join(name for name, on in (("rotate/zoom/shift", config.augment),
+                                                    ("flags and crossbars", config.augment_style)) if on) or "none"
     return (f"`{config.preset}` · {config.epochs} epoch(s) · batch {config.batch_size} · "
-            f"lr {config.learning_rate:g} ({config.schedule}) · seed {config.seed} · {subset}")
+            f"lr {config.learning_rate:g} ({config.schedule}) · augmentation: {augmentation} · "
+            f"seed {config.seed} · {subset}")
 
 
 def _job_view(job: TrainingJob) -> None:

@@ -191,6 +191,27 @@ def test_train_tab_presets_recipe_and_summary(runs):
     assert not at.exception
 
 
+def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
+    at = run_app()
+    boxes = ("train_augment", "train_augment_style")
+    assert [at.checkbox(key=k).value for k in boxes] == [False, False]  # the tutorial trains on plain images
+    at.radio(key="train_preset").set_value("best").run()
+    best = PRESETS["best"]
+    assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_style] == [True, True]
+    at.radio(key="train_preset").set_value("fast").run()
+    assert [at.checkbox(key=k).value for k in boxes] == [False, False]
+    at.checkbox(key="train_augment_style").check()
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_images").set_value(1_000)
+    at.number_input(key="test_images").set_value(500)
+    at.button(key="train_btn").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    config = _job_manager().job.config
+    assert (config.augment, config.augment_style) == (False, True)
+    _wait_for_job_end(at)
+    assert any("augmentation: flags and crossbars" in c.value for c in at.caption)
+
+
 def _wait_for_job_end(at: AppTest) -> AppTest:
     deadline = time.monotonic() + TRAIN_DEADLINE_S
     while time.monotonic() < deadline:

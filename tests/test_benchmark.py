@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
-from mnist_core import cli
+from mnist_core import cli, evalsets
 
 
-def test_quick_benchmark_prints_every_table(capsys):
+def test_quick_benchmark_prints_every_table(capsys, monkeypatch):
+    monkeypatch.setenv(evalsets.ENV_VAR, str(Path(__file__).parent / "data" / "eval"))  # the vendored slices
     assert cli.main(["benchmark", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "| tensorflow |" in out and "| auto precision |" in out  # the machine it ran on
@@ -18,3 +20,5 @@ def test_quick_benchmark_prints_every_table(capsys):
     for what in ("Predictor.predict_proba, one image", "model.predict, one image",
                  "preprocess_drawing, 280×280 canvas", "10,000 test images"):
         assert re.search(rf"^\| [^|]*{re.escape(what)}[^|]* \| \d+\.\d\d ms \| \d+\.\d\d ms \|$", out, re.M), what
+    for name in evalsets.LOADERS:
+        assert re.search(rf"^\| shipped \| {name} \| 100 \| ", out, re.M), name

@@ -18,7 +18,8 @@ from mnist_core.model import PRESETS
 from mnist_core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
-TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--augment", "--seed", "--train-subset",
+TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--augment", "--augment-style",
+               "--seed", "--train-subset",
                "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic", "--data-path", "--out",
                "--dry-run"]
 LAST_LINE = re.compile(r"^test_accuracy=\d\.\d{4} seconds=\d+\.\d$")

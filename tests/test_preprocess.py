@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from benchmarks.hwd_eval import render_placed, render_scaled, to_canvas
+from mnist_core.canvas import CANVAS_PX, draw_bitmap, to_rgba
 from mnist_core.data import load_mnist
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
@@ -37,6 +38,26 @@ def png_bytes(image: Image.Image, fmt: str = "PNG", **kwargs) -> bytes:
     return buf.getvalue()
 
 
+def transparent_canvas(ink: np.ndarray) -> np.ndarray:
+    """White everywhere, alpha = ink: a canvas image whose background is transparent."""
+    rgba = np.full((*ink.shape, 4), 255, dtype=np.uint8)
+    rgba[..., 3] = ink
+    return rgba
+
+
+def render_scaled(ink28: np.ndarray) -> np.ndarray:
+    """The whole 28x28 picture scaled up (bilinear) to fill the canvas."""
+    return transparent_canvas(np.asarray(Image.fromarray(ink28).resize((CANVAS_PX, CANVAS_PX),
+                                                                        Image.Resampling.BILINEAR)))
+
+
+def render_placed(ink28: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The digit's ink at a random size (longer side 40-90% of the canvas) and a random spot."""
+    side = rng.uniform(0.4, 0.9) * CANVAS_PX
+    centre = rng.uniform(side / 2, CANVAS_PX - side / 2, size=2)
+    return draw_bitmap(ink28, side, tuple(centre))
+
+
 def small_off_centre(ink28: np.ndarray) -> np.ndarray:
     """The digit's ink scaled to 60 px high, near the canvas' top-left corner."""
     rows, cols = np.flatnonzero(ink28.any(axis=1)), np.flatnonzero(ink28.any(axis=0))
@@ -45,7 +66,7 @@ def small_off_centre(ink28: np.ndarray) -> np.ndarray:
     crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.Resampling.BILINEAR)
     canvas = np.zeros((280, 280), dtype=np.uint8)
     canvas[15:15 + crop.height, 25:25 + crop.width] = np.asarray(crop)
-    return to_canvas(canvas)
+    return transparent_canvas(canvas)
 
 
 def test_output_is_28x28_float32_in_unit_range(mnist_test):
@@ -79,9 +100,8 @@ def test_centre_of_mass_is_at_14_14(mnist_test):
 
 
 def test_rgb_grey_and_opaque_background_read_like_transparent_rgba(mnist_test):
-    rgba = render_placed(mnist_test[0][3], np.random.default_rng(2))
-    expected = preprocess_drawing(rgba)
-    ink = rgba[..., 3]
+    ink = render_placed(mnist_test[0][3], np.random.default_rng(2))[..., 0]
+    expected = preprocess_drawing(transparent_canvas(ink))
     opaque = np.dstack([ink, ink, ink, np.full_like(ink, 255)])  # white ink on an opaque black background
     for variant in (opaque, opaque[..., :3], ink, ink / np.float32(255)):
         np.testing.assert_allclose(preprocess_drawing(variant), expected, atol=1e-5)
@@ -102,9 +122,9 @@ def test_specks_and_faint_noise_are_none():
     canvas = np.zeros((280, 280), dtype=np.uint8)
     for r, c in ((30, 40), (200, 90), (120, 250)):  # three 3x3 specks far apart
         canvas[r:r + 3, c:c + 3] = 255
-    assert preprocess_drawing(to_canvas(canvas)) is None
+    assert preprocess_drawing(to_rgba(canvas)) is None
     noise = np.random.default_rng(3).integers(0, 20, (280, 280), dtype=np.uint8)  # below 10% brightness
-    assert preprocess_drawing(to_canvas(noise)) is None
+    assert preprocess_drawing(to_rgba(noise)) is None
 
 
 def test_bad_shape_is_rejected():
@@ -128,7 +148,7 @@ def test_uploads_in_other_modes_read_alike(mnist_test):
     variants = {
         "palette": Image.fromarray(255 - ink).convert("P"),
         "RGBA transparent, black ink": Image.fromarray(black_on_clear),
-        "RGBA transparent, white ink": Image.fromarray(to_canvas(ink)),
+        "RGBA transparent, white ink": Image.fromarray(transparent_canvas(ink)),
         "I;16": Image.fromarray((255 - ink).astype(np.uint16) * 257),
         "JPEG": load_upload(png_bytes(Image.fromarray(255 - ink).convert("RGB"), "JPEG", quality=90)),
     }
@@ -186,3 +206,33 @@ def test_placed_canvas_digits_are_read_as_well_as_plain_ones(mnist_test):
     plain = (predictor.predict(x / np.float32(255)) == y).mean()
     read = (predictor.predict(drawn) == y).mean()
     assert read >= plain - 0.01, f"plain {plain:.1%}, drawn on a canvas {read:.1%}"
+
+
+def test_thickness_target_is_mnists_median(mnist_test):
+    from mnist_core.preprocess import THICKNESS, stroke_thickness
+
+    measured = np.median([stroke_thickness(ink / np.float32(255)) for ink in mnist_test[0]])  # all 10,000
+    assert measured == pytest.approx(THICKNESS, abs=0.1)
+
+
+def test_stroke_thickness_of_a_bar():
+    from mnist_core.preprocess import stroke_thickness
+
+    bar = np.zeros((60, 60), np.float32)
+    bar[10:50, 20:26] = 1.0  # 6 px wide, 40 long: outline 2 * (40 + 6)
+    assert stroke_thickness(bar) == pytest.approx(2 * 240 / 92)
+    assert stroke_thickness(np.zeros((5, 5))) == 0.0
+
+
+@pytest.mark.parametrize("i", range(4))
+def test_thin_and_bold_pens_reach_the_network_alike(i):
+    """The same pen strokes at 8 px and at 30 px come out with MNIST's stroke thickness, and alike."""
+    from mnist_core import evalsets
+    from mnist_core.canvas import draw_strokes
+    from mnist_core.preprocess import THICKNESS, stroke_thickness
+
+    strokes = evalsets.load("pendigits", Path(__file__).parent / "data" / "eval").strokes[i]
+    thin, bold = (preprocess_drawing(draw_strokes(strokes, width, side=200)) for width in (8, 30))
+    for out in (thin, bold):
+        assert stroke_thickness(out) == pytest.approx(THICKNESS, abs=0.45)
+    assert corr(thin, bold) > 0.85
