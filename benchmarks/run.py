@@ -1,4 +1,4 @@
-"""Benchmarks as a plain script: python benchmarks/run.py [--quick] [--only training|inference].
+"""Benchmarks as a plain script: python benchmarks/run.py [--quick] [--only training|callbacks|inference|handwriting].
 
 The same as `python -m mnist_core benchmark`.
 """

@@ -58,6 +58,8 @@ def draw_bitmap(ink: np.ndarray, side: float,
     """A (h, w) uint8 ink picture (white on black): its ink's bounding box scaled (bilinear) so the
     longer side is `side` canvas pixels, centred on `centre`, on the canvas' RGBA image."""
     rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
+    if rows.size == 0:
+        raise ValueError("The bitmap has no ink to draw")
     crop = ink[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
     scale = side / max(crop.shape)
     h = min(CANVAS_PX, max(1, round(crop.shape[0] * scale)))

@@ -53,7 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sub.add_parser("devices", help="the GPU set-up: devices seen, device used, memory growth")
 
-    b = sub.add_parser("benchmark", help="time the presets against the tutorial's recipe, and inference latency")
+    b = sub.add_parser("benchmark", help="time the presets against the tutorial's recipe, the callbacks and inference; "
+                                         "read real handwriting drawn like the canvas")
     b.add_argument("--quick", action="store_true", help="for CI: tiny runs that only prove the benchmark works")
     b.add_argument("--only", choices=["training", "callbacks", "inference", "handwriting"],
                    help="run one of the benchmarks")

@@ -132,10 +132,14 @@ MAX_ROTATION = 0.2  # radians, about 11 degrees
 MAX_ZOOM = 0.1  # +-10% size
 MAX_SHIFT = 2.5  # pixels
 STYLE_SHARE = 0.3  # the share of 1s given a flag, and of 7s given a crossbar
-STYLE_WIDTH = (1.6, 2.6)  # the added stroke's width, pixels (MNIST's median stroke is about 2)
+STYLE_WIDTH = (1.6, 2.6)  # the added stroke's width, pixels, about MNIST's median stroke
 FLAG_LENGTH = (0.3, 0.6)  # a flag's length, as a share of the digit's height
 FLAG_ANGLE = (0.35, 1.05)  # a flag's slope below the horizontal, radians (20-60 degrees)
 FOOT_SHARE = 0.5  # the share of flagged 1s that also get a foot
+FOOT_LENGTH = (0.3, 0.6)  # a foot's length, as a share of the digit's height
+CROSSBAR_ROW = (0.45, 0.6)  # where a crossbar crosses the 7's stem, as a share of the height from the top
+CROSSBAR_LENGTH = (0.3, 0.5)  # a crossbar's length, as a share of the digit's height
+CROSSBAR_TILT = 0.1  # a crossbar's largest slope, rows per column
 
 
 def _style(x, y, seed):
@@ -168,18 +172,21 @@ def _style(x, y, seed):
         distance = tf.sqrt((pr - t * dr) ** 2 + (pc - t * dc) ** 2)
         return tf.clip_by_value(width[:, None, None] / 2 + 0.5 - distance, 0.0, 1.0)
 
-    # A 1's flag: from the stem's top, down to the left; its foot: across the stem's bottom.
-    flag_len = height * (FLAG_LENGTH[0] + (FLAG_LENGTH[1] - FLAG_LENGTH[0]) * u[0])
-    flag_angle = FLAG_ANGLE[0] + (FLAG_ANGLE[1] - FLAG_ANGLE[0]) * u[1]
+    def between(bounds, v):  # bounds[0] .. bounds[1] at v in [0, 1)
+        return bounds[0] + (bounds[1] - bounds[0]) * v
+
+    # A 1's flag: from the stem's top, down to the left; its foot: across the stem's bottom. Both
+    # start half a pixel inside the ink's top or bottom row (pixel centres are at whole indices).
+    flag_len, flag_angle = height * between(FLAG_LENGTH, u[0]), between(FLAG_ANGLE, u[1])
     flag_r, flag_c = top + 0.5, stem_column(top + 1)
     flag = segment(flag_r, flag_c, flag_r + flag_len * tf.sin(flag_angle), flag_c - flag_len * tf.cos(flag_angle))
-    foot_r, foot_c, foot_half = bottom - 0.5, stem_column(bottom - 1), height * (0.15 + 0.15 * u[2])
+    foot_r, foot_c, foot_half = bottom - 0.5, stem_column(bottom - 1), height * between(FOOT_LENGTH, u[2]) / 2
     foot = segment(foot_r, foot_c - foot_half, foot_r, foot_c + foot_half)
     one = (tf.equal(y, 1) & (u[4] < STYLE_SHARE))[:, None, None]
     footed = one & (u[5] < FOOT_SHARE)[:, None, None]
-    # A 7's crossbar: across the stem at 45-60% of the height, 30-50% of the height long, tilted a little.
-    bar_r = top + height * (0.45 + 0.15 * u[0])
-    bar_half, bar_tilt = height * (0.15 + 0.1 * u[1]), 0.2 * u[2] - 0.1
+    # A 7's crossbar: across the stem, tilted a little.
+    bar_r = top + height * between(CROSSBAR_ROW, u[0])
+    bar_half, bar_tilt = height * between(CROSSBAR_LENGTH, u[1]) / 2, between((-CROSSBAR_TILT, CROSSBAR_TILT), u[2])
     bar_c = stem_column(bar_r)
     bar = segment(bar_r - bar_half * bar_tilt, bar_c - bar_half, bar_r + bar_half * bar_tilt, bar_c + bar_half)
     seven = (tf.equal(y, 7) & (u[4] < STYLE_SHARE))[:, None, None]

@@ -20,7 +20,8 @@ from PIL import Image
 ENV_VAR = "MNIST_EVAL_DIR"
 DEFAULT_DIR = Path(__file__).resolve().parents[2] / "shared" / "eval"  # beside the repository, never shipped
 PENDIGITS_FILE = "pendigits-orig.tra"
-PENDIGITS_BOX = 500  # the tablet box each pen digit was written in; its y axis grows upwards
+PENDIGITS_BOX = 500  # the tablet box each pen digit was written in; its y axis grows upwards (flipped here,
+# and kept inside the box so points stay positive; drawing rescales and moves them anyway)
 
 
 class EvalSetMissing(FileNotFoundError):
@@ -105,6 +106,8 @@ def load_hwd1000(root: str | os.PathLike | None = None) -> DigitSet:
     with (folder / "labels.csv").open(newline="") as f:
         rows = list(csv.DictReader(f))
     bitmaps = np.stack([255 - np.asarray(Image.open(folder / r["file"]).convert("L")) for r in rows])
+    if bitmaps.shape[1:] != (28, 28):
+        raise ValueError(f"Expected 28x28 pictures in {folder}, got {bitmaps.shape[1:]}")
     return DigitSet("hwd1000", np.array([int(r["label"]) for r in rows]), bitmaps=bitmaps)
 
 

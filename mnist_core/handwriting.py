@@ -18,7 +18,6 @@ import numpy as np
 from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH, draw_bitmap, draw_strokes
 from mnist_core.evalsets import DigitSet
 from mnist_core.model import NUM_CLASSES
-from mnist_core.predict import Predictor
 from mnist_core.preprocess import preprocess_drawing
 
 WAYS = ("default", "random")
@@ -62,8 +61,8 @@ class SetScore:
     wrong: np.ndarray  # indices of the misread digits
 
 
-def score(predictor: Predictor, x: np.ndarray, labels: np.ndarray) -> SetScore:
-    predicted = predictor.predict(x)
+def score(predicted: np.ndarray, labels: np.ndarray) -> SetScore:
+    """Digits read (N,) against their labels (N,)."""
     right = predicted == labels
     per_digit = tuple(float(right[labels == d].mean()) if (labels == d).any() else float("nan")
                       for d in range(NUM_CLASSES))

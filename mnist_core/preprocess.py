@@ -172,12 +172,12 @@ def _to_mnist(ink: np.ndarray) -> np.ndarray | None:
 
 def stroke_thickness(ink: np.ndarray) -> float:
     """The mean stroke thickness of an ink image (H, W) in [0, 1], in its pixels: twice the ink's
-    mass over the outline length of its ink > 0.5 mask (a stroke of width t and length L has mass
-    t L and outline 2 L)."""
-    mask = ink > 0.5
+    mass (relative to its brightest pixel) over the outline length of the ink at half that
+    brightness (a stroke of width t and length L has mass t L and outline 2 L)."""
+    mask = ink > 0.5 * ink.max() if ink.size else ink > 0.5  # half the brightest ink: faint pencil too
     outline = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
     outline += np.count_nonzero(mask[[0, -1]]) + np.count_nonzero(mask[:, [0, -1]])  # edges on the border
-    return 2 * float(ink.sum()) / outline if outline else 0.0
+    return 2 * float(ink.sum() / ink.max()) / outline if outline else 0.0
 
 
 def normalise_stroke(crop: np.ndarray) -> np.ndarray:
@@ -194,7 +194,9 @@ def normalise_stroke(crop: np.ndarray) -> np.ndarray:
     work = np.asarray(Image.fromarray(crop).resize(size, resample))
     # The 28x28 frame shows the crop at BOX / WORK_SIDE of this size: the target in working pixels.
     gap = THICKNESS * WORK_SIDE / BOX - stroke_thickness(work)
-    radius = round(abs(gap) / 2)
+    # A disc of radius r changes the thickness by 2r but also the ink's box by 2r, which is then
+    # scaled back to BOX: r = gap / 2 / (1 - THICKNESS / BOX) lands on THICKNESS.
+    radius = round(abs(gap) / 2 / (1 - THICKNESS / BOX))
     if radius == 0:
         return crop
     pad = np.pad(work, radius)

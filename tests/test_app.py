@@ -17,6 +17,7 @@ import streamlit as st
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 from mnist_core.evaluate import evaluate
 from mnist_core.gpu import configure_gpu
 from mnist_core.model import PRESETS
@@ -445,7 +446,7 @@ def test_draw_tab_shows_the_hint_and_no_prediction_when_empty(active):
     at = run_app()
     assert any(i.value.startswith("Draw a digit") for i in at.info)
     assert not [m for m in all_markdown(at) if "Prediction:" in m]
-    assert at.slider(key="stroke_width").value == 18
+    assert at.slider(key="stroke_width").value == DEFAULT_STROKE_WIDTH
     counter = at.session_state["canvas_counter"]
     at.button(key="clear_canvas").click().run()
     assert at.session_state["canvas_counter"] == counter + 1  # a new canvas key: an empty canvas

@@ -271,7 +271,21 @@ def test_style_augmentation_flags_some_ones_and_crosses_some_sevens_only(mnist):
     assert not changed[(y != 1) & (y != 7)].any()  # other digits are left alone
     for digit in (1, 7):
         share = changed[y == digit].mean()
-        assert 0.15 < share < 0.45, (digit, share)  # STYLE_SHARE is 0.3
-    added = (styled - plain)[changed].sum(axis=(1, 2, 3))
-    assert (added > 2).all() and (added < 70).all()  # one or two strokes a few pixels long, about 2 wide
+        assert data.STYLE_SHARE - 0.15 < share < data.STYLE_SHARE + 0.15, (digit, share)
     assert (styled >= plain - 1e-6).all()  # ink is only added
+    added = (styled - plain)[..., 0]
+    assert (added[changed].sum(axis=(1, 2)) > 2).all() and (added[changed].sum(axis=(1, 2)) < 70).all()
+    rows, cols = np.arange(28)[:, None], np.arange(28)[None, :]
+    for i in np.flatnonzero(changed):
+        ink_rows = np.flatnonzero(plain[i, ..., 0].max(axis=1) > 0.5)
+        top, height = ink_rows[0], ink_rows[-1] - ink_rows[0] + 1
+        new_ink = added[i] > 0.5
+        stem_top = plain[i, top:top + 3, :, 0]
+        stem_col = (stem_top * cols).sum() / stem_top.sum()  # where the stem starts
+        if y[i] == 1:  # a flag from the top down to the left (and maybe a foot at the bottom)
+            upper = new_ink & (rows < top + height / 2)
+            assert upper.any() and (upper * cols).sum() / upper.sum() < stem_col, i  # to the left
+            assert np.flatnonzero(upper.any(axis=1))[0] <= top + height / 3, i  # starts where the stem starts
+        else:  # a crossbar across the middle of the stem
+            bar_rows = np.flatnonzero(new_ink.any(axis=1))
+            assert top + 0.3 * height <= bar_rows.mean() <= top + 0.7 * height, i

@@ -64,7 +64,7 @@ def small_off_centre(ink28: np.ndarray) -> np.ndarray:
     crop = Image.fromarray(ink28[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1])
     scale = 60 / max(crop.size)
     crop = crop.resize((round(crop.width * scale), round(crop.height * scale)), Image.Resampling.BILINEAR)
-    canvas = np.zeros((280, 280), dtype=np.uint8)
+    canvas = np.zeros((CANVAS_PX, CANVAS_PX), dtype=np.uint8)
     canvas[15:15 + crop.height, 25:25 + crop.width] = np.asarray(crop)
     return transparent_canvas(canvas)
 
@@ -108,22 +108,22 @@ def test_rgb_grey_and_opaque_background_read_like_transparent_rgba(mnist_test):
 
 
 def test_transparent_pixels_are_no_ink_whatever_their_colour():
-    rgba = np.zeros((280, 280, 4), dtype=np.uint8)
+    rgba = np.zeros((CANVAS_PX, CANVAS_PX, 4), dtype=np.uint8)
     rgba[..., :3] = 255  # white, but fully transparent
     assert preprocess_drawing(rgba) is None
 
 
 @pytest.mark.parametrize("background", [(0, 0, 0, 0), (0, 0, 0, 255)], ids=["transparent", "black"])
 def test_empty_canvas_is_none(background):
-    assert preprocess_drawing(np.tile(np.array(background, dtype=np.uint8), (280, 280, 1))) is None
+    assert preprocess_drawing(np.tile(np.array(background, dtype=np.uint8), (CANVAS_PX, CANVAS_PX, 1))) is None
 
 
 def test_specks_and_faint_noise_are_none():
-    canvas = np.zeros((280, 280), dtype=np.uint8)
+    canvas = np.zeros((CANVAS_PX, CANVAS_PX), dtype=np.uint8)
     for r, c in ((30, 40), (200, 90), (120, 250)):  # three 3x3 specks far apart
         canvas[r:r + 3, c:c + 3] = 255
     assert preprocess_drawing(to_rgba(canvas)) is None
-    noise = np.random.default_rng(3).integers(0, 20, (280, 280), dtype=np.uint8)  # below 10% brightness
+    noise = np.random.default_rng(3).integers(0, 20, (CANVAS_PX, CANVAS_PX), dtype=np.uint8)  # below 10% brightness
     assert preprocess_drawing(to_rgba(noise)) is None
 
 
