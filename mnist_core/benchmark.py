@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from mnist_core import data, evalsets, handwriting
 from mnist_core.canvas import CANVAS_PX
+from mnist_core.evaluate import evaluate
 from mnist_core.model import PRESETS, build_model, compile_model
 from mnist_core.precision import resolve_precision
 from mnist_core.predict import Predictor
@@ -197,7 +198,7 @@ def benchmark_handwriting(models: list[str | None], root=None, quick: bool = Fal
     for path in models:
         predictor = Predictor.load(path)
         label = "shipped" if path is None else str(path)
-        mnist[label] = float((predictor.predict(data.to_float_images(x_test)) == y_test).mean()), len(y_test)
+        mnist[label] = evaluate(predictor, data.to_float_images(x_test)[..., 0], y_test).accuracy, len(y_test)
         for d in sets:
             read = {w: predictor.predict(drawn[d.name, w]) for w in handwriting.WAYS}
             default, random = (float((read[w] == d.labels).mean()) for w in handwriting.WAYS)

@@ -158,12 +158,15 @@ def _style(x, y, seed):
     bottom = tf.reduce_max(tf.where(inked_rows, grid, -1.0), axis=1)
     height = bottom - top + 1
 
+    def between(bounds, v):  # bounds[0] .. bounds[1] at v in [0, 1)
+        return bounds[0] + (bounds[1] - bounds[0]) * v
+
     def stem_column(row):  # the ink's mean column in the three rows about `row`
         near = tf.cast(tf.abs(grid[None, :] - row[:, None]) <= 1.0, tf.float32)[..., None]  # (n, 28, 1)
         weight = ink * near
         return tf.reduce_sum(weight * grid, axis=[1, 2]) / tf.maximum(tf.reduce_sum(weight, axis=[1, 2]), 1e-3)
 
-    width = STYLE_WIDTH[0] + (STYLE_WIDTH[1] - STYLE_WIDTH[0]) * u[3]
+    width = between(STYLE_WIDTH, u[3])
 
     def segment(r0, c0, r1, c1):  # (n, 28, 28) ink of the stroke (r0, c0)-(r1, c1), falling off over a pixel
         r0, c0, dr, dc = (v[:, None, None] for v in (r0, c0, r1 - r0, c1 - c0))
@@ -171,9 +174,6 @@ def _style(x, y, seed):
         t = tf.clip_by_value((pr * dr + pc * dc) / tf.maximum(dr * dr + dc * dc, 1e-6), 0.0, 1.0)
         distance = tf.sqrt((pr - t * dr) ** 2 + (pc - t * dc) ** 2)
         return tf.clip_by_value(width[:, None, None] / 2 + 0.5 - distance, 0.0, 1.0)
-
-    def between(bounds, v):  # bounds[0] .. bounds[1] at v in [0, 1)
-        return bounds[0] + (bounds[1] - bounds[0]) * v
 
     # A 1's flag: from the stem's top, down to the left; its foot: across the stem's bottom. Both
     # start half a pixel inside the ink's top or bottom row (pixel centres are at whole indices).

@@ -132,17 +132,14 @@ def _grey(image: Image.Image) -> np.ndarray:
 def _to_mnist(ink: np.ndarray) -> np.ndarray | None:
     """Ink in [0, 1] (H, W) -> crop, scale to the 20 px box, centre by mass in 28x28; None for no digit."""
     mask = ink > INK_THRESHOLD
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    box = _ink_box(mask)
+    if box is None:
         return None
-    top, bottom, left, right = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
-    h, w = bottom - top, right - left
-    crop_mask = mask[top:bottom, left:right]
+    crop_mask = mask[box]
     count = int(np.count_nonzero(crop_mask))
-    if count < max(MIN_INK_PIXELS, MIN_INK_FRACTION * ink.size) or max(h, w) < MIN_EXTENT:
+    if count < max(MIN_INK_PIXELS, MIN_INK_FRACTION * ink.size) or max(crop_mask.shape) < MIN_EXTENT:
         return None
-    crop = normalise_stroke(np.where(crop_mask, ink[top:bottom, left:right], 0).astype(np.float32, copy=False))
+    crop = normalise_stroke(np.where(crop_mask, ink[box], 0).astype(np.float32, copy=False))
     h, w = crop.shape
     s = BOX / max(h, w)  # output pixels per source pixel
 
@@ -170,14 +167,23 @@ def _to_mnist(ink: np.ndarray) -> np.ndarray | None:
     return frame / frame.max()
 
 
+def _ink_box(mask: np.ndarray) -> tuple[slice, slice] | None:
+    """The (rows, cols) slices of the smallest box holding every True pixel, or None if there is none."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return None
+    return slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1)
+
+
 def stroke_thickness(ink: np.ndarray) -> float:
     """The mean stroke thickness of an ink image (H, W) in [0, 1], in its pixels: twice the ink's
     mass (relative to its brightest pixel) over the outline length of the ink at half that
     brightness (a stroke of width t and length L has mass t L and outline 2 L)."""
-    mask = ink > 0.5 * ink.max() if ink.size else ink > 0.5  # half the brightest ink: faint pencil too
+    peak = float(ink.max(initial=0.0))
+    mask = ink > 0.5 * peak  # half the brightest ink: faint pencil too
     outline = np.count_nonzero(mask[1:] != mask[:-1]) + np.count_nonzero(mask[:, 1:] != mask[:, :-1])
     outline += np.count_nonzero(mask[[0, -1]]) + np.count_nonzero(mask[:, [0, -1]])  # edges on the border
-    return 2 * float(ink.sum() / ink.max()) / outline if outline else 0.0
+    return 2 * float(ink.sum()) / peak / outline if outline else 0.0
 
 
 def normalise_stroke(crop: np.ndarray) -> np.ndarray:
@@ -199,17 +205,18 @@ def normalise_stroke(crop: np.ndarray) -> np.ndarray:
     radius = round(abs(gap) / 2 / (1 - THICKNESS / BOX))
     if radius == 0:
         return crop
+    # The margin of `radius` zeros stands for everything outside the crop, so shifting inside the
+    # padded image is enough: a pixel whose neighbour would fall outside it is itself in the margin.
     pad = np.pad(work, radius)
     pick = np.maximum if gap > 0 else np.minimum  # dilate a thin pen, erode a thick one
-    out, (H, W) = pad, pad.shape
+    out, (H, W) = pad.copy(), pad.shape
     for dy in range(-radius, radius + 1):
         for dx in range(-radius, radius + 1):
             if dy * dy + dx * dx <= radius * radius + radius:  # a disc, slightly rounded out
-                shifted = np.zeros_like(pad)
-                shifted[max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)] = \
-                    pad[max(-dy, 0):H - max(dy, 0), max(-dx, 0):W - max(dx, 0)]
-                out = pick(out, shifted)
-    rows, cols = np.flatnonzero((out > INK_THRESHOLD).any(axis=1)), np.flatnonzero((out > INK_THRESHOLD).any(axis=0))
-    if rows.size == 0:  # eroded away: keep the strokes as drawn
+                moved = out[max(dy, 0):H + min(dy, 0), max(dx, 0):W + min(dx, 0)]
+                pick(moved, pad[max(-dy, 0):H - max(dy, 0), max(-dx, 0):W - max(dx, 0)], out=moved)
+    kept = out > INK_THRESHOLD
+    box = _ink_box(kept)
+    if box is None:  # eroded away: keep the strokes as drawn
         return work
-    return np.where(out > INK_THRESHOLD, out, 0)[rows[0]:rows[-1] + 1, cols[0]:cols[-1] + 1]
+    return np.where(kept, out, 0)[box]

@@ -36,6 +36,12 @@ class TrainedRun:
 
 
 @pytest.fixture(scope="session")
+def eval_dir() -> Path:
+    """Small copies of the real handwriting sets, laid out like shared/eval (see its README)."""
+    return REPO / "tests" / "data" / "eval"
+
+
+@pytest.fixture(scope="session")
 def mnist() -> tuple[data.Split, data.Split]:
     """((x_train, y_train), (x_test, y_test)) from the vendored file, uint8."""
     return data.load_mnist(data.VENDORED_NPZ)

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 from mnist_core import cli, evalsets
 
 
-def test_quick_benchmark_prints_every_table(capsys, monkeypatch):
-    monkeypatch.setenv(evalsets.ENV_VAR, str(Path(__file__).parent / "data" / "eval"))  # the vendored slices
+def test_quick_benchmark_prints_every_table(capsys, monkeypatch, eval_dir):
+    monkeypatch.setenv(evalsets.ENV_VAR, str(eval_dir))  # the vendored slices
     assert cli.main(["benchmark", "--quick"]) == 0
     out = capsys.readouterr().out
     assert "| tensorflow |" in out and "| auto precision |" in out  # the machine it ran on

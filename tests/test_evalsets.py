@@ -12,17 +12,14 @@ import pytest
 from mnist_core import evalsets
 from mnist_core.canvas import CANVAS_PX, draw_bitmap, draw_strokes, to_rgba
 
-EVAL = Path(__file__).parent / "data" / "eval"
-
-
-def labels_csv(name: str) -> list[int]:
-    with (EVAL / name / "labels.csv").open(newline="") as f:
+def labels_csv(root: Path, name: str) -> list[int]:
+    with (root / name / "labels.csv").open(newline="") as f:
         return [int(row["label"]) for row in csv.DictReader(f)]
 
 
-def test_pendigits_strokes_labels_and_writers():
-    digits = evalsets.load("pendigits", EVAL)
-    assert len(digits) == 300 and digits.labels.tolist() == labels_csv("pendigits")
+def test_pendigits_strokes_labels_and_writers(eval_dir):
+    digits = evalsets.load("pendigits", eval_dir)
+    assert len(digits) == 300 and digits.labels.tolist() == labels_csv(eval_dir, "pendigits")
     assert digits.bitmaps is None and len(digits.strokes) == 300
     assert digits.labels[:3].tolist() == [8, 2, 1] and digits.writers[0] == 12  # ".COMMENT 8 12 224"
     assert sorted(set(digits.writers.tolist())) == list(range(1, 31))
@@ -33,37 +30,37 @@ def test_pendigits_strokes_labels_and_writers():
     assert max(len(d) for d in digits.strokes) >= 2  # multi-stroke digits keep their strokes apart
 
 
-def test_semeion_bitmaps_and_labels():
-    digits = evalsets.load("semeion", EVAL)
-    assert len(digits) == 200 and digits.labels.tolist() == labels_csv("semeion")
+def test_semeion_bitmaps_and_labels(eval_dir):
+    digits = evalsets.load("semeion", eval_dir)
+    assert len(digits) == 200 and digits.labels.tolist() == labels_csv(eval_dir, "semeion")
     assert digits.bitmaps.shape == (200, 16, 16) and digits.bitmaps.dtype == np.uint8
     assert set(np.unique(digits.bitmaps).tolist()) == {0, 255}  # binary scans, ink white
     assert 0.2 < (digits.bitmaps > 0).mean() < 0.6
 
 
-def test_hwd1000_is_inverted_to_white_ink():
-    digits = evalsets.load("hwd1000", EVAL)
+def test_hwd1000_is_inverted_to_white_ink(eval_dir):
+    digits = evalsets.load("hwd1000", eval_dir)
     assert len(digits) == 1000 and np.bincount(digits.labels).tolist() == [100] * 10
     assert digits.bitmaps.shape == (1000, 28, 28)
     assert np.median(digits.bitmaps[:, 0, :]) == 0  # the border is background: black after inverting
 
 
-def test_head_takes_the_first_digits():
-    digits = evalsets.load("pendigits", EVAL).head(10)
+def test_head_takes_the_first_digits(eval_dir):
+    digits = evalsets.load("pendigits", eval_dir).head(10)
     assert len(digits) == 10 and len(digits.strokes) == 10 and len(digits.writers) == 10
 
 
-def test_missing_set_says_where_it_looked(tmp_path):
+def test_missing_set_says_where_it_looked(tmp_path, eval_dir):
     with pytest.raises(evalsets.EvalSetMissing, match=f"{tmp_path}.*semeion.data"):
         evalsets.load("semeion", tmp_path)
     with pytest.raises(ValueError, match="Unknown handwriting set"):
-        evalsets.load("emnist", EVAL)
+        evalsets.load("emnist", eval_dir)
 
 
-def test_eval_dir_follows_the_environment(monkeypatch, tmp_path):
+def test_eval_dir_follows_the_environment(monkeypatch, tmp_path, eval_dir):
     monkeypatch.setenv(evalsets.ENV_VAR, str(tmp_path))
     assert evalsets.eval_dir() == tmp_path
-    assert evalsets.eval_dir(EVAL) == EVAL
+    assert evalsets.eval_dir(eval_dir) == eval_dir
 
 
 def test_strokes_are_drawn_round_and_anti_aliased_at_the_asked_size():

@@ -4,7 +4,6 @@ model's bars on the vendored sets (tests/data/eval), and the handwriting benchma
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,7 +12,6 @@ from mnist_core import cli, evalsets, handwriting
 from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
 from mnist_core.predict import Predictor
 
-EVAL = Path(__file__).parent / "data" / "eval"
 # Bars for the shipped model, a little under what it reads on these slices (default / random way):
 # HwD-1000, whole here, 1,000 digits: 100% / 100%; the first 300 pen digits: 98.0% / 96.7%;
 # the first 200 Semeion scans: 90.5% / 91.0% (the full sets' figures are in the README).
@@ -27,8 +25,8 @@ def shipped():
 
 @pytest.mark.parametrize("name", list(BARS))
 @pytest.mark.parametrize("way", handwriting.WAYS)
-def test_shipped_model_reads_real_handwriting_drawn_on_the_canvas(shipped, name, way):
-    digits = evalsets.load(name, EVAL)
+def test_shipped_model_reads_real_handwriting_drawn_on_the_canvas(shipped, eval_dir, name, way):
+    digits = evalsets.load(name, eval_dir)
     result = handwriting.score(shipped.predict(handwriting.model_inputs(digits, way)), digits.labels)
     assert result.n == len(digits)
     assert result.accuracy >= BARS[name], (
@@ -36,8 +34,8 @@ def test_shipped_model_reads_real_handwriting_drawn_on_the_canvas(shipped, name,
         f"({result.per_digit[result.worst_digit]:.1%}, mostly read as {result.worst_confusion})")
 
 
-def test_random_way_varies_pen_size_and_place_within_the_canvas_and_repeats():
-    digits = evalsets.load("pendigits", EVAL).head(40)
+def test_random_way_varies_pen_size_and_place_within_the_canvas_and_repeats(eval_dir):
+    digits = evalsets.load("pendigits", eval_dir).head(40)
     images = list(handwriting.canvases(digits, "random", seed=3))
     again = list(handwriting.canvases(digits, "random", seed=3))
     assert all(np.array_equal(a, b) for a, b in zip(images, again))  # seeded
@@ -49,8 +47,8 @@ def test_random_way_varies_pen_size_and_place_within_the_canvas_and_repeats():
     assert np.ptp(centres) > 60  # placed anywhere, not centred
 
 
-def test_default_way_draws_at_the_default_width_and_size():
-    digits = evalsets.load("pendigits", EVAL).head(5)
+def test_default_way_draws_at_the_default_width_and_size(eval_dir):
+    digits = evalsets.load("pendigits", eval_dir).head(5)
     for image in handwriting.canvases(digits, "default"):
         ink = image[..., 0] > 127
         rows, cols = np.flatnonzero(ink.any(axis=1)), np.flatnonzero(ink.any(axis=0))
@@ -68,8 +66,8 @@ def test_score_finds_the_worst_digit_and_its_commonest_misreading(shipped, test_
     assert result.per_digit[8] < 0.5 and len(result.wrong) == pytest.approx((y == 3).sum(), abs=5)
 
 
-def test_quick_handwriting_benchmark_reads_every_set_for_each_model(saved_model, capsys):
-    assert cli.main(["benchmark", "--quick", "--only", "handwriting", "--eval-dir", str(EVAL),
+def test_quick_handwriting_benchmark_reads_every_set_for_each_model(saved_model, eval_dir, capsys):
+    assert cli.main(["benchmark", "--quick", "--only", "handwriting", "--eval-dir", str(eval_dir),
                      "--models", str(saved_model)]) == 0
     out = capsys.readouterr().out
     for model in ("shipped", re.escape(str(saved_model))):

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import io
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from mnist_core.canvas import CANVAS_PX, draw_bitmap, to_rgba
+from mnist_core import evalsets
+from mnist_core.canvas import CANVAS_PX, draw_bitmap, draw_strokes, to_rgba
 from mnist_core.data import load_mnist
 from mnist_core.predict import Predictor
-from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
+from mnist_core.preprocess import (THICKNESS, ImageUploadError, load_upload, preprocess_drawing, preprocess_image,
+                                   stroke_thickness)
 
 COORDS = np.arange(28)
 
@@ -209,15 +210,11 @@ def test_placed_canvas_digits_are_read_as_well_as_plain_ones(mnist_test):
 
 
 def test_thickness_target_is_mnists_median(mnist_test):
-    from mnist_core.preprocess import THICKNESS, stroke_thickness
-
     measured = np.median([stroke_thickness(ink / np.float32(255)) for ink in mnist_test[0]])  # all 10,000
     assert measured == pytest.approx(THICKNESS, abs=0.1)
 
 
 def test_stroke_thickness_of_a_bar():
-    from mnist_core.preprocess import stroke_thickness
-
     bar = np.zeros((60, 60), np.float32)
     bar[10:50, 20:26] = 1.0  # 6 px wide, 40 long: outline 2 * (40 + 6)
     assert stroke_thickness(bar) == pytest.approx(2 * 240 / 92)
@@ -225,13 +222,9 @@ def test_stroke_thickness_of_a_bar():
 
 
 @pytest.mark.parametrize("i", range(4))
-def test_thin_and_bold_pens_reach_the_network_alike(i):
+def test_thin_and_bold_pens_reach_the_network_alike(eval_dir, i):
     """The same pen strokes at 8 px and at 30 px come out with MNIST's stroke thickness, and alike."""
-    from mnist_core import evalsets
-    from mnist_core.canvas import draw_strokes
-    from mnist_core.preprocess import THICKNESS, stroke_thickness
-
-    strokes = evalsets.load("pendigits", Path(__file__).parent / "data" / "eval").strokes[i]
+    strokes = evalsets.load("pendigits", eval_dir).strokes[i]
     thin, bold = (preprocess_drawing(draw_strokes(strokes, width, side=200)) for width in (8, 30))
     for out in (thin, bold):
         assert stroke_thickness(out) == pytest.approx(THICKNESS, abs=0.45)
