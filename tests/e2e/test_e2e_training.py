@@ -30,6 +30,9 @@ def set_number(page: Page, label: str, value: int) -> None:
 
 
 def set_batch_size(page: Page, value: int) -> None:
+    # A rerun still in flight (from the last number typed) can overwrite the slider's new value when it
+    # lands, so the server never hears of it: start from an idle page.
+    wait_idle(page)
     thumb = page.get_by_test_id("stSlider").filter(has_text="Batch size").get_by_role("slider")
     thumb.focus()
     thumb.press("Home")
