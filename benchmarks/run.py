@@ -1,4 +1,5 @@
-"""Benchmarks as a plain script: python benchmarks/run.py [--quick] [--only training|callbacks|inference|handwriting].
+"""Benchmarks as a plain script:
+python benchmarks/run.py [--quick] [--only training|callbacks|inference|handwriting|writers].
 
 The same as `python -m mnist_core benchmark`.
 """

@@ -1,5 +1,6 @@
 """Benchmarks: training presets against the tutorial's recipe, the studio's callbacks, inference
-latency, and how models read real handwriting drawn like the canvas draws.
+latency, how models read real handwriting drawn like the canvas draws, and how much fine-tuning on a
+writer's own digits helps (benchmark_writers).
 
 Every table compares against a baseline measured in the same run on the same machine.
 """
@@ -17,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_core import data, evalsets, handwriting
+from mnist_core.benchmark_writers import benchmark_writers, writers_table
 from mnist_core.canvas import CANVAS_PX
 from mnist_core.evaluate import evaluate
 from mnist_core.model import PRESETS, build_model, compile_model
@@ -136,7 +138,7 @@ def benchmark_inference(model_path=None, quick: bool = False) -> list[tuple[str,
     repeats = 20 if quick else 300
     predictor = Predictor.load(model_path)
     (_, _), (x_test, _) = data.load_mnist()
-    images = x_test.astype(np.float32) / 255.0
+    images = data.to_float_images(x_test)[..., 0]
     one = images[:1]
     canvas = np.zeros((CANVAS_PX, CANVAS_PX, 4), np.uint8)
     big = np.kron(x_test[0], np.ones((8, 8), np.uint8))  # the first test digit drawn 224 px tall
@@ -240,4 +242,9 @@ def run(quick: bool = False, only: str | None = None, presets: list[str] | None 
         parts += ["", inference_table(benchmark_inference(quick=quick))]
     if only in (None, "handwriting"):
         parts += ["", handwriting_table(*benchmark_handwriting([None, *(models or [])], eval_dir, quick=quick))]
+    if only in (None, "writers"):
+        try:
+            parts += ["", writers_table(benchmark_writers(root=eval_dir, quick=quick))]
+        except evalsets.EvalSetMissing as exc:
+            parts += ["", f"missing: {exc}"]
     return "\n".join(parts)

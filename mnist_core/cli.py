@@ -1,4 +1,4 @@
-"""Command line: python -m mnist_core {train,evaluate,devices} ..."""
+"""Command line: python -m mnist_core {train,finetune,digits,evaluate,devices,benchmark} ..."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import argparse
 import dataclasses
 import sys
 import threading
+from pathlib import Path
 
+from mnist_core import finetune
 from mnist_core.model import PRESETS
 from mnist_core.precision import CHOICES as PRECISIONS
 from mnist_core.training import SCHEDULES, TrainConfig
@@ -34,6 +36,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="randomly rotate, zoom and shift training images (default: the preset's choice)")
     t.add_argument("--augment-style", action=argparse.BooleanOptionalAction, default=None,
                    help="give some training 1s a flag and some 7s a crossbar (default: the preset's choice)")
+    t.add_argument("--augment-stroke", action=argparse.BooleanOptionalAction, default=None,
+                   help="make the ink of training images randomly thinner or thicker (default: off)")
+    t.add_argument("--my-digits", metavar="DB", help="also train on your labelled digits (a digits database)")
     t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
     t.add_argument("--train-subset", type=_positive_or_none, help="use only the first N training images")
     t.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")
@@ -46,6 +51,26 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--dry-run", action="store_true",
                    help="a fast check for CI: 1 epoch on 1,000 training and 500 test images")
 
+    f = sub.add_parser("finetune", help="fine-tune a saved model on your labelled digits, mixed with replayed MNIST",
+                       description="Start from MODEL's weights and train on the digits in DB (part held out to "
+                                   "measure), mixed with as many MNIST training digits; prints before -> after.")
+    f.add_argument("--from", required=True, metavar="MODEL", help="the .keras model to start from")
+    f.add_argument("--digits", required=True, metavar="DB", help="the digits database (the studio's: "
+                                                                 "runs/digits.sqlite)")
+    f.add_argument("--out", required=True, help="save the fine-tuned model here (.keras, with a .json sidecar)")
+    f.add_argument("--epochs", type=int, help=f"passes over the mix (default {finetune.EPOCHS})")
+    f.add_argument("--learning-rate", type=float, help=f"peak Adam rate (default {finetune.LEARNING_RATE:g})")
+    f.add_argument("--holdout", type=float, help=f"share of each digit's examples held out to measure "
+                                                 f"(default {finetune.HOLDOUT_SHARE:g})")
+    f.add_argument("--seed", type=int, help="random seed for the hold-out, the mix and augmentation (default 42)")
+    f.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
+
+    d = sub.add_parser("digits", help="your labelled digits: list them, export them as a zip, import a zip")
+    d.add_argument("action", choices=["list", "export", "import"])
+    d.add_argument("file", nargs="?", help="export: the zip to write; import: the zip to read")
+    d.add_argument("--db", help="the digits database (default: digits.sqlite in $MNIST_STUDIO_RUNS, else runs/)")
+    d.add_argument("--limit", type=int, default=20, help="list: how many of the newest digits to show")
+
     e = sub.add_parser("evaluate", help="test accuracy and per-class accuracy of a saved model")
     e.add_argument("model", help="a .keras file")
     e.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
@@ -54,14 +79,15 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("devices", help="the GPU set-up: devices seen, device used, memory growth")
 
     b = sub.add_parser("benchmark", help="time the presets against the tutorial's recipe, the callbacks and inference; "
-                                         "read real handwriting drawn like the canvas")
+                                         "read real handwriting drawn like the canvas; fine-tune on each writer's "
+                                         "own digits")
     b.add_argument("--quick", action="store_true", help="for CI: tiny runs that only prove the benchmark works")
-    b.add_argument("--only", choices=["training", "callbacks", "inference", "handwriting"],
+    b.add_argument("--only", choices=["training", "callbacks", "inference", "handwriting", "writers"],
                    help="run one of the benchmarks")
     b.add_argument("--presets", nargs="+", choices=list(PRESETS), help="presets to train (default: all)")
     b.add_argument("--models", nargs="+", default=[],
                    help="handwriting: .keras files to read besides the shipped model")
-    b.add_argument("--eval-dir", help="handwriting: the folder of the sets (default: $MNIST_EVAL_DIR or "
+    b.add_argument("--eval-dir", help="handwriting and writers: the folder of the sets (default: $MNIST_EVAL_DIR or "
                                       "shared/eval beside the repository)")
     return parser
 
@@ -75,14 +101,44 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    return _run_and_save(config_from_args(args), args.out)[0]
+
+
+def cmd_finetune(args: argparse.Namespace) -> int:
+    from mnist_core.store import keras_path
+
+    keras_path(args.out)
+    if not Path(args.digits).is_file():
+        raise ValueError(f"No digits database at {args.digits}: label some digits in the studio, or import a zip "
+                         "with `python -m mnist_core digits import`")
+    overrides = {name: getattr(args, name) for name in ("epochs", "seed", "holdout", "learning_rate", "data_path")
+                 if getattr(args, name) is not None}
+    config = TrainConfig.for_finetune(getattr(args, "from"), args.digits, **overrides)
+    code, result = _run_and_save(config, args.out)
+    report = None if result is None else result.personal
+    if report is not None:
+        print(f"trained on {report.trained_on} of your digits, {report.held_out} held out", file=sys.stderr)
+        for name, before, after in (("your held-out digits", report.user_before, report.user_after),
+                                    ("MNIST test", report.mnist_before, report.mnist_after)):
+            if before is not None and after is not None:
+                print(f"{name}: {before:.2%} -> {after:.2%}")
+    return code
+
+
+def _run_and_save(config: TrainConfig, out: str | None):
+    """Train in a worker thread with a progress bar (Ctrl-C stops after the batch); save to `out` if usable.
+
+    Returns the exit code and the TrainResult (None if the worker died).
+    """
+    """Train in a worker thread with a progress bar (Ctrl-C stops after the batch); save to `out` if usable."""
     from mnist_core.gpu import configure_gpu
     from mnist_core.progress import TrainingProgress
+    from mnist_core.runs import personal_dict
     from mnist_core.store import keras_path, save_model
     from mnist_core.training import train
 
-    config = config_from_args(args)
-    if args.out:
-        keras_path(args.out)  # refuse a bad name now, not after the training
+    if out:
+        keras_path(out)  # refuse a bad name now, not after the training
     print(configure_gpu().describe(), file=sys.stderr)
     print("config: " + " ".join(f"{k}={v}" for k, v in config.to_dict().items()), file=sys.stderr)
     progress, stop = TrainingProgress(), threading.Event()
@@ -105,21 +161,21 @@ def cmd_train(args: argparse.Namespace) -> int:
     if "error" in outcome:
         raise outcome["error"]
     if "result" not in outcome:
-        return 1  # the worker died some other way
+        return 1, None  # the worker died some other way
     result = outcome["result"]
     print(result.message, file=sys.stderr)
-    if args.out:
+    if out:
         if result.usable:
-            save_model(result.model, args.out, config=config.to_dict(), test_accuracy=result.test_accuracy,
-                       seconds=result.seconds)
-            print(f"saved {args.out}", file=sys.stderr)
+            save_model(result.model, out, config=config.to_dict(), test_accuracy=result.test_accuracy,
+                       seconds=result.seconds, personal=personal_dict(result))
+            print(f"saved {out}", file=sys.stderr)
         else:
             print(f"not saved: {result.message}", file=sys.stderr)
     if result.test_accuracy is None:
         print(f"test_accuracy=nan seconds={result.seconds:.1f}")
-        return 1
+        return 1, result
     print(f"test_accuracy={result.test_accuracy:.4f} seconds={result.seconds:.1f}")
-    return 0 if result.status != "failed" else 1
+    return (0 if result.status != "failed" else 1), result
 
 
 def _follow(progress, worker: threading.Thread) -> None:
@@ -141,6 +197,33 @@ def _follow(progress, worker: threading.Thread) -> None:
                   end="", file=sys.stderr, flush=True)
 
 
+def cmd_digits(args: argparse.Namespace) -> int:
+    from mnist_core.digits_db import DB_NAME, DigitStore
+    from mnist_core.runs import RunStore
+
+    path = Path(args.db) if args.db else RunStore().root / DB_NAME
+    if args.action != "import" and not path.is_file():
+        raise ValueError(f"No digits database at {path}: label digits in the studio's Draw tab first")
+    if args.action != "list" and not args.file:
+        raise ValueError(f"digits {args.action} needs the zip file's name")
+    store = DigitStore(path)
+    if args.action == "list":
+        counts = store.counts()
+        print(f"{path}: {counts.sum()} digits · " + " ".join(f"{d}: {n}" for d, n in enumerate(counts)))
+        for digit in store.page(limit=args.limit):
+            reading = digit.reading and f" read as {digit.reading.digit} ({digit.reading.confidence:.0%})"
+            print(f"#{digit.id} {digit.created_at} label {digit.label} {digit.source}{reading or ''}")
+    elif args.action == "export":
+        Path(args.file).write_bytes(store.export_zip())
+        print(f"wrote {store.count()} digits to {args.file}")
+    else:
+        report = store.import_zip(Path(args.file).read_bytes())
+        for line in report.skipped:
+            print(f"skipped {line}", file=sys.stderr)
+        print(f"imported {report.added} digits into {path} ({len(report.skipped)} skipped)")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from mnist_core import data
     from mnist_core.evaluate import evaluate
@@ -149,7 +232,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     predictor = Predictor.load(args.model)
     _, test_split = data.load_mnist(args.data_path)
     x, y = data.subset(test_split, args.test_subset)
-    result = evaluate(predictor, x.astype("float32") / 255.0, y)
+    result = evaluate(predictor, data.to_float_images(x)[..., 0], y)
     for digit, (recall, precision) in enumerate(zip(result.recall, result.precision)):
         print(f"digit {digit}: accuracy={recall:.4f} precision={precision:.4f} "
               f"({result.confusion[digit].sum()} images)")
@@ -180,8 +263,8 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    handler = {"train": cmd_train, "evaluate": cmd_evaluate, "devices": cmd_devices,
-               "benchmark": cmd_benchmark}[args.command]
+    handler = {"train": cmd_train, "finetune": cmd_finetune, "digits": cmd_digits, "evaluate": cmd_evaluate,
+               "devices": cmd_devices, "benchmark": cmd_benchmark}[args.command]
     try:
         return handler(args)
     except (ValueError, RuntimeError) as exc:  # clear messages for bad flags, data or model files

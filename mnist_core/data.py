@@ -100,11 +100,12 @@ def subset(split: Split, n: int | None) -> Split:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int,
-                 augment: bool = False, style: bool = False):
+                 augment: bool = False, style: bool = False, stroke: bool = False):
     """A tf.data pipeline over uint8 images kept in memory: seeded shuffle, batch, scale, prefetch.
 
     Random distortions per image, seeded so runs repeat exactly: `style` gives some 1s a flag and
-    some 7s a crossbar, then `augment` rotates, zooms and shifts.
+    some 7s a crossbar, `stroke` makes the ink thinner or thicker, then `augment` rotates, zooms
+    and shifts.
     """
     import tensorflow as tf
 
@@ -112,12 +113,14 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(_scale_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment or style:
+    if augment or style or stroke:
         def distort(batch, seed):
             x, y = batch
             style_seed, affine_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
             if style:
                 x = _style(x, y, style_seed)
+            if stroke:  # a seed of its own, so runs without it draw exactly as before
+                x = _stroke(x, tf.random.experimental.stateless_fold_in(seed, 2))
             if augment:
                 x = _affine(x, affine_seed)
             return x, y
@@ -140,6 +143,7 @@ FOOT_LENGTH = (0.3, 0.6)  # a foot's length, as a share of the digit's height
 CROSSBAR_ROW = (0.45, 0.6)  # where a crossbar crosses the 7's stem, as a share of the height from the top
 CROSSBAR_LENGTH = (0.3, 0.5)  # a crossbar's length, as a share of the digit's height
 CROSSBAR_TILT = 0.1  # a crossbar's largest slope, rows per column
+MAX_STROKE_CHANGE = 0.6  # the largest blend towards the ink eroded or dilated by one pixel
 
 
 def _style(x, y, seed):
@@ -193,6 +197,17 @@ def _style(x, y, seed):
     added = tf.maximum(tf.where(one, flag, 0.0), tf.maximum(tf.where(footed, foot, 0.0), tf.where(seven, bar, 0.0)))
     added = tf.where((height > 4)[:, None, None], added, 0.0)
     return tf.maximum(x, added[..., None])
+
+
+def _stroke(x, seed):
+    """Thinner or thicker ink per image: a random blend towards the ink eroded or dilated by one pixel."""
+    import tensorflow as tf
+
+    w = tf.random.stateless_uniform([tf.shape(x)[0], 1, 1, 1], tf.cast(seed, tf.int64), -MAX_STROKE_CHANGE,
+                                    MAX_STROKE_CHANGE)
+    thick = tf.nn.max_pool2d(x, 3, 1, "SAME")
+    thin = -tf.nn.max_pool2d(-x, 3, 1, "SAME")
+    return tf.where(w > 0, x + w * (thick - x), x - w * (thin - x))
 
 
 def _affine(x, seed):

@@ -34,6 +34,11 @@ class RunRecord:
     test_loss: float | None
     seconds: float | None
     model: str | None  # the saved model file; None when the run was not kept
+    personal: dict | None = None  # finetune.PersonalReport as a dict, for runs that learned the user's digits
+
+    @property
+    def is_finetune(self) -> bool:
+        return self.config.get("parent") is not None
 
     @property
     def full_epochs(self) -> int:
@@ -63,6 +68,10 @@ class RunRecord:
         d["history"] = tuple(EpochPoint(**{k: math.nan if v is None else v for k, v in p.items()})
                              for p in d["history"])
         return cls(**d)
+
+
+def personal_dict(result: TrainResult) -> dict | None:
+    return None if result.personal is None else dataclasses.asdict(result.personal)
 
 
 class RunStore:
@@ -126,9 +135,10 @@ class RunStore:
         if not result.usable:
             raise ValueError(f"Refusing to keep this run: {result.message}")
         stamp = dt.datetime.now(dt.timezone.utc).strftime("%Y%m%d-%H%M%S-%f")
-        path = self.models_dir / f"{stamp}-{result.config.preset}.keras"
-        info = save_model(result.model, path, config=result.config.to_dict(),
-                          test_accuracy=result.test_accuracy, seconds=result.seconds)
+        kind = "-finetune" if result.config.is_finetune else ""
+        path = self.models_dir / f"{stamp}-{result.config.preset}{kind}.keras"
+        info = save_model(result.model, path, config=result.config.to_dict(), test_accuracy=result.test_accuracy,
+                          seconds=result.seconds, personal=personal_dict(result))
         self.set_active(path)
         return info
 
@@ -143,6 +153,7 @@ class RunStore:
             test_loss=None if result is None else result.test_loss,
             seconds=None if result is None else result.seconds,
             model=None if saved is None else str(saved.path.resolve()),
+            personal=None if result is None else personal_dict(result),
         )
         with self._lock:
             self.root.mkdir(parents=True, exist_ok=True)

@@ -30,6 +30,11 @@ class ModelInfo:
     trained_at: str  # ISO 8601, UTC
     tensorflow: str
     config: dict
+    personal: dict | None = None  # finetune.PersonalReport as a dict, for runs that learned the user's digits
+
+    @property
+    def is_finetune(self) -> bool:
+        return self.config.get("parent") is not None
 
     @property
     def label(self) -> str:
@@ -55,7 +60,7 @@ def sidecar_path(model_path: str | os.PathLike) -> Path:
 
 
 def save_model(model: keras.Model, path: str | os.PathLike, *, config: dict, test_accuracy: float | None,
-               seconds: float | None) -> ModelInfo:
+               seconds: float | None, personal: dict | None = None) -> ModelInfo:
     """Write model and sidecar atomically: temporary files in the same folder, then rename.
 
     If anything fails, the files already at `path` stay as they were.
@@ -70,6 +75,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, *, config: dict, tes
         trained_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         tensorflow=tf.__version__,
         config=config,
+        personal=personal,
     )
     tmp_model = _temp_name(path)
     tmp_sidecar = _temp_name(sidecar_path(path))
@@ -99,6 +105,7 @@ def _sidecar_dict(info: ModelInfo) -> dict:
         "trained_at": info.trained_at,
         "tensorflow": info.tensorflow,
         "config": info.config,
+        "personal": info.personal,
     }
 
 
@@ -131,4 +138,5 @@ def read_info(path: str | os.PathLike | None = None) -> ModelInfo:
         trained_at=d.get("trained_at", "unknown"),
         tensorflow=d.get("tensorflow", "unknown"),
         config=d.get("config", {}),
+        personal=d.get("personal"),
     )

@@ -9,14 +9,16 @@ import time
 from dataclasses import dataclass
 
 import keras
+import numpy as np
 import tensorflow as tf
 
-from mnist_core import data
+from mnist_core import data, finetune
 from mnist_core.gpu import distribution_strategy
 from mnist_core.live import WeightBoard, WeightPublisher
-from mnist_core.model import build_model, compile_model, get_preset
+from mnist_core.model import PRESETS, build_model, compile_model, get_preset
 from mnist_core.precision import CHOICES as PRECISIONS, resolve_precision
 from mnist_core.progress import EpochPoint, ProgressCallback, TrainingProgress
+from mnist_core.store import keras_path, load_model, read_info
 
 SCHEDULES = ("constant", "onecycle")
 
@@ -32,6 +34,7 @@ class TrainConfig:
     schedule: str = "constant"  # "constant", or "onecycle": linear warm-up then cosine decay to 0
     augment: bool = False  # randomly rotate, zoom and shift training images (data.make_dataset)
     augment_style: bool = False  # give some 1s a flag and some 7s a crossbar (continental handwriting)
+    augment_stroke: bool = False  # make the ink randomly thinner or thicker
     seed: int = 42  # seeds weights, shuffling and augmentation
     train_subset: int | None = None  # use only the first N training images (None = all 60,000)
     test_subset: int | None = None  # use only the first N test images (None = all 10,000)
@@ -39,9 +42,18 @@ class TrainConfig:
     steps_per_execution: int = 1  # batches per compiled call; progress and stop act at this grain
     deterministic: bool = True  # TensorFlow op determinism: same seed, same metrics
     data_path: str | None = None  # MNIST .npz (None = $MNIST_NPZ or the vendored copy)
+    my_digits: str | None = None  # the user's labelled digits (a digits_db file), trained on with MNIST
+    parent: str | None = None  # fine-tune: start from this saved model, train on my_digits and replayed MNIST
+    holdout: float = finetune.HOLDOUT_SHARE  # fine-tune: the share of each digit's examples kept aside to measure
 
     def __post_init__(self) -> None:
         get_preset(self.preset)
+        if self.parent is not None:
+            keras_path(self.parent)
+            if self.my_digits is None:
+                raise ValueError("A fine-tune needs the user's digits (my_digits)")
+        if not 0 <= self.holdout < 1:
+            raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         if self.schedule not in SCHEDULES:
             raise ValueError(f"Unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         for name in ("epochs", "batch_size", "steps_per_execution"):
@@ -64,6 +76,21 @@ class TrainConfig:
                       augment_style=p.augment_style)
         return cls(**{**recipe, **overrides})
 
+    @classmethod
+    def for_finetune(cls, parent: str, my_digits: str, **overrides) -> "TrainConfig":
+        """The fine-tune recipe (mnist_core.finetune) from a saved model, with any field overridden."""
+        preset = read_info(parent).preset
+        if preset not in PRESETS:
+            raise ValueError(f"{parent} cannot be fine-tuned here: its network ({preset}) is not one of the presets")
+        recipe = dict(preset=preset, epochs=finetune.EPOCHS, batch_size=finetune.BATCH_SIZE,
+                      learning_rate=finetune.LEARNING_RATE, schedule="onecycle", augment=True,
+                      augment_style=False, augment_stroke=True, parent=str(parent), my_digits=str(my_digits))
+        return cls(**{**recipe, **overrides})
+
+    @property
+    def is_finetune(self) -> bool:
+        return self.parent is not None
+
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
 
@@ -79,6 +106,7 @@ class TrainResult:
     test_accuracy: float | None
     seconds: float  # wall time of training, per-epoch validation included
     precision: str  # the precision actually used
+    personal: finetune.PersonalReport | None = None  # when the user's digits were trained on
 
     @property
     def full_epochs(self) -> int:
@@ -116,6 +144,14 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
     train_split, test_split = data.load_mnist(config.data_path)
     x_train, y_train = data.subset(train_split, config.train_subset)
     x_test, y_test = data.subset(test_split, config.test_subset)
+    user = None
+    if config.my_digits is not None:
+        progress.set_message("loading your digits")
+        user = _user_digits(config)
+        if config.is_finetune:
+            x_train, y_train = finetune.replay_sample(x_train, y_train, finetune.REPLAY_IMAGES, config.seed)
+        x_train, y_train = finetune.mix(user.x_train, user.y_train, x_train, y_train,
+                                        finetune.USER_SHARE if config.is_finetune else finetune.SCRATCH_USER_SHARE)
 
     keras.utils.set_random_seed(config.seed)  # python, numpy and TensorFlow seeds
     if config.deterministic:
@@ -123,14 +159,19 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
     precision = resolve_precision(config.precision)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
-                                 augment=config.augment, style=config.augment_style)
+                                 augment=config.augment, style=config.augment_style, stroke=config.augment_stroke)
     test_ds = data.make_dataset(x_test, y_test, 256, shuffle=False, seed=config.seed)
 
-    progress.set_message("building the network")
+    progress.set_message("loading the model to fine-tune" if config.is_finetune else "building the network")
     with distribution_strategy().scope():
-        model = build_model(config.preset, dtype=precision)
+        model = _start_model(config, precision)
         optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch))
         compile_model(model, optimizer, steps_per_execution=config.steps_per_execution)
+    before = None
+    if config.is_finetune:
+        progress.set_message("measuring the model before the fine-tune")
+        before = (_accuracy(model, user.x_held, user.y_held),
+                  float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"]))
 
     callback = ProgressCallback(progress, stop, config.epochs, steps_per_epoch, config.batch_size,
                                 validation=test_ds)
@@ -159,6 +200,45 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
             status, message = "completed", f"Completed {config.epochs} epoch(s)."
         if test_loss is not None and not math.isfinite(test_loss):
             status, message = "failed", f"Training failed: test loss is {test_loss}; the model was not kept."
+    personal = None
+    if user is not None:
+        personal = finetune.PersonalReport(
+            trained_on=len(user.y_train), held_out=len(user.y_held),
+            user_before=None if before is None else before[0],
+            user_after=_accuracy(model, user.x_held, user.y_held) if config.is_finetune else None,
+            mnist_before=None if before is None else before[1], mnist_after=test_acc if config.is_finetune else None)
     progress.finish(status, message)
     return TrainResult(model=model, config=config, status=status, message=message, history=history,
-                       test_loss=test_loss, test_accuracy=test_acc, seconds=seconds, precision=precision)
+                       test_loss=test_loss, test_accuracy=test_acc, seconds=seconds, precision=precision,
+                       personal=personal)
+
+
+def _user_digits(config: TrainConfig) -> finetune.UserSplit:
+    """The user's digits: a fine-tune holds part of them out to measure; training from scratch uses all."""
+    from mnist_core.digits_db import DigitStore
+
+    _, x, y = DigitStore(config.my_digits).arrays()
+    if config.is_finetune and len(y) < finetune.MIN_DIGITS:
+        raise ValueError(f"A fine-tune needs at least {finetune.MIN_DIGITS} of your digits; there are {len(y)}.")
+    if config.is_finetune:
+        return finetune.split_holdout(x, y, config.holdout, config.seed)
+    return finetune.UserSplit(x, y, x[:0], y[:0])
+
+
+def _start_model(config: TrainConfig, precision: str) -> keras.Model:
+    """A fresh network of the preset, or for a fine-tune the parent's, its batch statistics frozen."""
+    if not config.is_finetune:
+        return build_model(config.preset, dtype=precision)
+    model = load_model(config.parent)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.trainable = False  # keep MNIST's statistics: the mix of a few digits would skew them
+    return model
+
+
+def _accuracy(model: keras.Model, x: np.ndarray, y: np.ndarray) -> float | None:
+    """The share of uint8 images read right, or None for no images."""
+    if len(y) == 0:
+        return None
+    logits = model.predict(data.to_float_images(x), batch_size=256, verbose=0)
+    return float(np.mean(np.argmax(logits, axis=1) == y))

@@ -3,12 +3,15 @@ why the model answers as it does; and, while a job runs, the reading of the netw
 
 from __future__ import annotations
 
+import io
 import time
 
 import numpy as np
 import streamlit as st
+from PIL import Image
 
 from mnist_core.canvas import CANVAS_PX
+from mnist_core.digits_db import Reading
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
@@ -20,6 +23,53 @@ LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly publish
 
 def _clear() -> None:
     st.session_state["canvas_counter"] += 1  # a new key is a new, empty canvas
+
+
+def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source: str, reading: Reading | None) -> None:
+    """Keep the digit with the user's label; a drawing's canvas is cleared for the next one."""
+    try:
+        png = io.BytesIO()
+        (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).save(png, format="PNG")
+        store = resources.digit_store()
+        store.add(label, x, png.getvalue(), source, reading)
+        st.session_state["teach_message"] = ("success", f"Saved as {label} · {store.count()} of your digits")
+        st.session_state["teach_saved"] = True
+    except Exception as exc:  # a full disk or a damaged database: say so, keep the drawing
+        st.session_state["teach_message"] = ("error", f"The digit was not saved: {exc}")
+        return
+    if source == "drawn":
+        _clear()
+
+
+def _teach_row(key: str, answer: tuple[int, float] | None, x: np.ndarray, picture, source: str,
+               model: str) -> None:
+    """"This is a…" and a button per digit, the model's answer marked: one click labels and keeps the digit."""
+    reading = None if answer is None else Reading(answer[0], answer[1], model)
+    with st.container(key=key):
+        st.markdown("**This is a…** teach the model your handwriting")
+        with st.container(horizontal=True, gap="xsmall"):  # compact buttons that wrap on a narrow column
+            for digit in range(10):
+                marked = answer is not None and digit == answer[0]
+                st.button(str(digit), key=f"{key}_{digit}", type="primary" if marked else "secondary",
+                          on_click=_teach, args=(digit, x, picture, source, reading),
+                          help="The model's answer: press it if it is right" if marked else
+                          f"Save this drawing as a {digit}")
+
+
+def _rerun_page_after_a_save() -> None:
+    """A label click reruns only its fragment; the My digits tab, drawn by the last full run, must show the new
+    digit too, so a save is followed by one run of the whole page."""
+    if st.session_state["teach_saved"]:
+        st.session_state["teach_saved"] = False
+        st.rerun(scope="app")
+
+
+def _teach_message() -> None:
+    message = st.session_state.get("teach_message")
+    if message:
+        kind, text = message
+        (st.success if kind == "success" else st.error)(text, icon=":material/check:" if kind == "success" else None)
+        st.session_state["teach_message"] = None  # shown once
 
 
 def render() -> None:
@@ -34,6 +84,7 @@ def render() -> None:
 @st.fragment
 def _drawing() -> None:
     """Canvas and its prediction: a stroke reruns only this fragment, so answers stay fast during training."""
+    _rerun_page_after_a_save()
     active = resources.active_model()
     job = resources.jobs().job
     training = job is not None and job.running
@@ -47,7 +98,8 @@ def _drawing() -> None:
         c2.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear, width="stretch")
     with answer:
         with st.container(key="prediction"):
-            x = digit = None
+            x = answer = None
+            _teach_message()
             if image_data is not None:
                 try:
                     x = preprocess_drawing(image_data)
@@ -56,7 +108,8 @@ def _drawing() -> None:
             if x is None:
                 st.info(HINT)
             else:
-                digit = show_prediction(x, active.predictor, "Prediction", _model_caption(active))
+                answer = show_prediction(x, active.predictor, "Prediction", _model_caption(active))
+                _teach_row("teach", answer, x, image_data, "drawn", str(active.path))
                 st.download_button("Download the 28×28 drawing", charts.png_28(x), file_name="drawing-28x28.png",
                                    mime="image/png", key="download_drawing", icon=":material/download:",
                                    on_click="ignore", help="Exactly what the model reads: 28×28 grey PNG.")
@@ -64,10 +117,10 @@ def _drawing() -> None:
     if live:
         with live[0]:
             _live_reading()
-    if digit is not None:
+    if answer is not None:
         with st.container(key="explain"):
             st.subheader("Why this answer")
-            _why(x, digit, active)
+            _why(x, answer[0], active)
 
 
 def _model_caption(active: resources.ActiveModel) -> str:
@@ -152,10 +205,10 @@ def _canvas() -> np.ndarray | None:
 
 
 def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, heading: str,
-                    caption: str) -> int | None:
+                    caption: str) -> tuple[int, float] | None:
     """The digit as a heading, how sure, all 10 probabilities, and the 28x28 input the model saw.
 
-    Returns the digit, or None when there was no answer (the reason is shown).
+    Returns the digit and its probability, or None when there was no answer (the reason is shown).
     """
     if predictor is None:
         st.warning("No model is loaded, so there is no prediction.")
@@ -174,12 +227,13 @@ def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, head
     bars.altair_chart(charts.probability_chart(proba), width="stretch")
     seen.image(charts.upscale(x), caption="What the model sees (28×28)", width="stretch")
     st.caption(f"{caption} · answered in {ms:.0f} ms")
-    return digit
+    return digit, float(proba[digit])
 
 
 @st.fragment
 def _upload() -> None:
     """The upload box and its prediction, rerun on its own like the canvas."""
+    _rerun_page_after_a_save()
     active = resources.active_model()
     st.markdown("**Or upload a picture of a digit** — dark on light (paper) or light on dark both work")
     upload = st.file_uploader("Digit image", type=["png", "jpg", "jpeg"], key="upload",
@@ -198,10 +252,12 @@ def _upload() -> None:
     if x is None:
         st.warning(f"{upload.name}: no digit found — the picture looks blank.")
         return
-    original, answer = st.columns([1, 3], gap="large")
+    original, column = st.columns([1, 3], gap="large")
     original.image(image.convert("RGB"), caption=upload.name, width=180)
-    with answer, st.container(key="upload-prediction"):
-        digit = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
-    if digit is not None:
+    with column, st.container(key="upload-prediction"):
+        answer = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
+        _teach_row("teach-upload", answer, x, image, "uploaded", str(active.path))
+        _teach_message()
+    if answer is not None:
         with st.expander("Why this answer", key="upload-explain"):
-            _why(x, digit, active)
+            _why(x, answer[0], active)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
+from mnist_core.data import to_float_images
 from studio import charts, resources
 from studio.paging import pager
 
@@ -84,7 +85,7 @@ def render() -> None:
     predictions = None
     if ss["gallery_predictions"] and active.predictor is not None:
         try:
-            predictions = tuple(int(p) for p in active.predictor.predict(x[shown].astype(np.float32) / 255.0))
+            predictions = tuple(int(p) for p in active.predictor.predict(to_float_images(x[shown])[..., 0]))
         except Exception as exc:
             st.error(f"The model could not classify these digits: {exc}")
     caption = "Labels: " + " ".join(map(str, labels))

@@ -13,7 +13,8 @@ from pathlib import Path
 import numpy as np
 import streamlit as st
 
-from mnist_core.data import MnistDataError, load_mnist
+from mnist_core.data import MnistDataError, load_mnist, to_float_images
+from mnist_core.digits_db import DigitStore
 from mnist_core.evaluate import Evaluation, evaluate
 from mnist_core.explain import Explainer
 from mnist_core.gpu import DeviceInfo, configure_gpu
@@ -33,6 +34,19 @@ def jobs() -> JobManager:
 
 def runs() -> RunStore:
     return jobs().runs
+
+
+@st.cache_resource(show_spinner=False)
+def _digit_store(root: str) -> DigitStore:
+    return DigitStore.in_folder(root)
+
+
+def digit_store() -> DigitStore:
+    """The user's labelled digits: one SQLite file in the runs folder, shared by every session.
+
+    Raises the store's error (a file that is not a database) for the caller to show; nothing is cached then.
+    """
+    return _digit_store(str(runs().root))
 
 
 @st.cache_resource(show_spinner="Looking for GPUs…")
@@ -122,7 +136,7 @@ def active_model() -> ActiveModel:
 def _evaluation(path: str, mtime_ns: int, _predictor: Predictor) -> Evaluation:
     del path, mtime_ns  # the cache key: one evaluation per model file version
     x, y = mnist()["test"]
-    return evaluate(_predictor, x.astype(np.float32) / 255.0, y)
+    return evaluate(_predictor, to_float_images(x)[..., 0], y)
 
 
 def evaluation(active: ActiveModel) -> Evaluation:

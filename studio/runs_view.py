@@ -14,7 +14,15 @@ from studio import resources
 
 def _describe(record: RunRecord) -> str:
     acc = "no test accuracy" if record.test_accuracy is None else f"{record.test_accuracy:.2%}"
-    return f"{utc_minute(record.finished_at)} UTC · {record.preset} · {record.status} · {acc}"
+    return f"{utc_minute(record.finished_at)} UTC · {_kind(record)} · {record.status} · {acc}"
+
+
+def _kind(record: RunRecord) -> str:
+    """The preset, and whether the run was a fine-tune or learned the user's digits too."""
+    if record.is_finetune:
+        seen = (record.personal or {}).get("trained_on")
+        return f"{record.preset} · fine-tune" + ("" if seen is None else f" on {seen} of your digits")
+    return record.preset + (" · with your digits" if record.config.get("my_digits") else "")
 
 
 def _model_state(record: RunRecord, active: Path) -> str:
@@ -78,7 +86,7 @@ def render() -> None:
     else:
         table = pd.DataFrame({
             "Finished (UTC)": [utc_minute(r.finished_at) for r in records],
-            "Preset": [r.preset for r in records],
+            "Preset": [_kind(r) for r in records],
             "Status": [r.status for r in records],
             "Epochs": [f"{r.full_epochs}/{r.config.get('epochs', '?')}" for r in records],
             "Test accuracy": [None if r.test_accuracy is None else r.test_accuracy * 100 for r in records],

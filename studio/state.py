@@ -30,6 +30,7 @@ DEFAULTS = {
     "train_preset": DEFAULT_PRESET,
     **recipe(DEFAULT_PRESET),
     "train_seed": 42,
+    "train_my_digits": False,  # also train on the user's labelled digits
     "train_images": FULL_TRAIN,
     "test_images": FULL_TEST,
     "train_error": None,  # message from the last click on Train, shown once
@@ -43,6 +44,12 @@ DEFAULTS = {
     "canvas_counter": 0,  # part of the canvas key: Clear increments it, which gives a fresh canvas
     "stroke_width": DEFAULT_STROKE_WIDTH,
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
+    "teach_message": None,  # "Saved as 4 · 37 of your digits", shown once after a label click
+    "teach_saved": False,  # a label click saved a digit: the next fragment run reruns the page (My digits)
+    # My digits tab
+    "mine_filter": "All",  # the gallery's digit filter
+    "mine_page": 0,
+    "mine_message": None,  # (kind, text) from the last relabel, delete, import or fine-tune click, shown once
     # Evaluate tab
     "eval_true": None,  # the confusion cell shown; None until the first run picks the commonest confusion
     "eval_pred": None,

@@ -7,7 +7,8 @@ import math
 import pandas as pd
 import streamlit as st
 
-from mnist_core import data
+from mnist_core import data, finetune
+from mnist_core.digits_db import DigitsDatabaseError
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
 from mnist_core.training import SCHEDULES, TrainConfig
@@ -40,6 +41,7 @@ def _config_from_state() -> TrainConfig:
         augment=bool(ss["train_augment"]),
         augment_style=bool(ss["train_augment_style"]),
         seed=int(ss["train_seed"]),
+        my_digits=str(resources.digit_store().path) if ss["train_my_digits"] else None,
         train_subset=None if n_train >= FULL_TRAIN else n_train,
         test_subset=None if n_test >= FULL_TEST else n_test,
     )
@@ -53,6 +55,8 @@ def _start_training() -> None:
         st.session_state["train_error"] = str(exc)
     except ValueError as exc:  # TrainConfig's checks
         st.session_state["train_error"] = f"These settings cannot be used: {exc}"
+    except DigitsDatabaseError as exc:  # "include my digits" with a damaged database
+        st.session_state["train_error"] = f"Your digits cannot be read: {exc}"
 
 
 def _stop_training() -> None:
@@ -129,6 +133,9 @@ def _controls() -> None:
     c2.checkbox("Flags and crossbars", key="train_augment_style",
                 help=f"{data.STYLE_SHARE:.0%} of the 1s get a flag ({data.FOOT_SHARE:.0%} of those a foot too) and "
                      f"{data.STYLE_SHARE:.0%} of the 7s a crossbar, as many people outside the US write them.")
+    st.checkbox("Include my digits", key="train_my_digits",
+                help="Also train on the digits you labelled in the Draw tab (see My digits), each repeated so "
+                     f"they make {finetune.SCRATCH_USER_SHARE:.0%} of the training images.")
     c1, c2 = st.columns(2)
     c1.number_input("Training images", min_value=1_000, max_value=FULL_TRAIN, step=1_000, key="train_images",
                     help="Train on the first N of MNIST's 60,000 training images; fewer is faster.")
@@ -184,8 +191,11 @@ def _describe_config(config: TrainConfig) -> str:
     subset = ("all" if config.train_subset is None else f"{config.train_subset:,}") + " training / " + (
         "all" if config.test_subset is None else f"{config.test_subset:,}") + " test images"
     augmentation = ", ".join(name for name, on in (("rotate/zoom/shift", config.augment),
-                                                    ("flags and crossbars", config.augment_style)) if on) or "none"
-    return (f"`{config.preset}` · {config.epochs} epoch(s) · batch {config.batch_size} · "
+                                                    ("flags and crossbars", config.augment_style),
+                                                    ("thinner/thicker ink", config.augment_stroke)) if on) or "none"
+    kind = "fine-tune of " if config.is_finetune else ""
+    mine = " · with your digits" if config.my_digits else ""
+    return (f"{kind}`{config.preset}`{mine} · {config.epochs} epoch(s) · batch {config.batch_size} · "
             f"lr {config.learning_rate:g} ({config.schedule}) · augmentation: {augmentation} · "
             f"seed {config.seed} · {subset}")
 

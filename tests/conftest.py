@@ -62,6 +62,22 @@ def trained() -> TrainedRun:
     return TrainedRun(config=TINY_CONFIG, result=result, snapshot=progress.snapshot())
 
 
+@pytest.fixture
+def runs(tmp_path, monkeypatch):
+    """AppTest tests: an empty RunStore for this test, named by the env var before the app script runs, and
+    Streamlit's process-wide caches cleared before and after (apptest_support.py)."""
+    from apptest_support import clear_caches, stop_running_job
+
+    from mnist_core.runs import RUNS_ENV, RunStore
+
+    root = tmp_path / "runs"
+    monkeypatch.setenv(RUNS_ENV, str(root))
+    clear_caches()
+    yield RunStore(root)
+    stop_running_job()  # a failed test must not leave training running into the next one
+    clear_caches()
+
+
 @pytest.fixture(scope="session")
 def saved_model(trained, tmp_path_factory) -> Path:
     """The session's trained model saved once with its sidecar; treat as read-only."""

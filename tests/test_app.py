@@ -1,7 +1,6 @@
 """The Streamlit page through AppTest: tabs, sidebar, Train, Gallery, Draw, and a real tiny training run.
 
-Every test gets its own RunStore folder ($MNIST_STUDIO_RUNS) and fresh st.cache_resource /
-st.cache_data (both are process-global), so no state leaks from one test to the next.
+Every test gets its own RunStore folder and fresh caches (the `runs` fixture of tests/conftest.py).
 """
 
 from __future__ import annotations
@@ -13,46 +12,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import streamlit as st
+from apptest_support import job_manager, run_app
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH
+from mnist_core.digits_db import DigitStore
 from mnist_core.evaluate import evaluate
 from mnist_core.gpu import configure_gpu
 from mnist_core.model import PRESETS
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import load_upload, preprocess_image
-from mnist_core.runs import RUNS_ENV, RunStore
+from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL
 from mnist_core.training import TrainConfig
 
-APP = str(Path(__file__).resolve().parents[1] / "app.py")
-TIMEOUT = 180  # the first run imports TensorFlow and loads MNIST on a busy 2-core machine
 TRAIN_DEADLINE_S = 120
-
-
-def _clear_caches() -> None:
-    st.cache_resource.clear()
-    st.cache_data.clear()
-
-
-@pytest.fixture
-def runs(tmp_path, monkeypatch) -> RunStore:
-    """An empty RunStore for this test, named by the env var before the app script runs."""
-    root = tmp_path / "runs"
-    monkeypatch.setenv(RUNS_ENV, str(root))
-    _clear_caches()
-    yield RunStore(root)
-    _stop_running_job()  # a failed test must not leave training running into the next one
-    _clear_caches()
-
-
-def _stop_running_job() -> None:
-    job = _job_manager().job
-    if job is not None:
-        job.stop()
-        job.join(60)
 
 
 @pytest.fixture
@@ -61,11 +36,6 @@ def active(runs, saved_model) -> RunStore:
     runs.set_active(saved_model)
     return runs
 
-
-def run_app() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception, [e.value for e in at.exception]
-    return at
 
 
 def sidebar_text(at: AppTest) -> str:
@@ -104,8 +74,8 @@ def png(array: np.ndarray) -> bytes:
 def test_page_renders_tabs_and_sidebar(active, saved_model):
     at = run_app()
     labels = [t.label for t in at.tabs]
-    assert len(labels) == 4
-    for word, label in zip(["Train", "Evaluate", "Gallery", "Draw"], labels):
+    assert len(labels) == 5
+    for word, label in zip(["Train", "Evaluate", "Gallery", "Draw", "My digits"], labels):
         assert word in label
 
     text = sidebar_text(at)
@@ -207,7 +177,7 @@ def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
     at.number_input(key="test_images").set_value(500)
     at.button(key="train_btn").click().run()
     assert not at.exception, [e.value for e in at.exception]
-    config = _job_manager().job.config
+    config = job_manager().job.config
     assert (config.augment, config.augment_style) == (False, True)
     _wait_for_job_end(at)
     assert any("augmentation: flags and crossbars" in c.value for c in at.caption)
@@ -233,11 +203,6 @@ def _start_tiny_run(at: AppTest, epochs: int) -> AppTest:
     assert not at.exception, [e.value for e in at.exception]
     return at
 
-
-def _job_manager():
-    from studio import resources  # the same cached instance the app used
-
-    return resources.jobs()
 
 
 def test_tiny_training_run_updates_the_active_model(runs):
@@ -282,7 +247,7 @@ def test_tiny_training_run_updates_the_active_model(runs):
 def test_stop_ends_the_run_and_says_so(runs):
     at = run_app()
     at = _start_tiny_run(at, epochs=50)
-    job = _job_manager().job
+    job = job_manager().job
     # A second session sees the server's job and cannot start another
     other = run_app()
     assert other.button(key="train_btn").disabled and not other.button(key="stop_btn").disabled
@@ -301,7 +266,7 @@ def test_stop_ends_the_run_and_says_so(runs):
 def test_a_failed_run_is_listed_and_cannot_be_made_active(runs, tmp_path):
     at = run_app()
     assert any("Every finished run will be listed here" in c.value for c in at.caption)
-    job = _job_manager().start(TrainConfig(train_subset=1000, test_subset=500, epochs=1,
+    job = job_manager().start(TrainConfig(train_subset=1000, test_subset=500, epochs=1,
                                            data_path=str(tmp_path / "missing.npz")))
     job.join(60)
     at.run()
@@ -471,6 +436,38 @@ def test_upload_of_a_paper_digit_is_predicted(active, saved_model, mnist):
     assert any(c.startswith("The 32 filters of the first convolution (3×3)") for c in why)
     assert any("32 activation maps of the first convolution (26×26)" in c for c in why)
     assert any(c.startswith("Second convolution: 64 maps (11×11)") for c in why)
+
+
+def _teach_buttons(at: AppTest, row: str) -> list:
+    return [b for b in at.button if (b.key or "").startswith(f"{row}_")]
+
+
+def test_an_empty_canvas_offers_no_label_buttons(active):
+    at = run_app()
+    assert not _teach_buttons(at, "teach") and not _teach_buttons(at, "teach-upload")
+
+
+def test_an_upload_is_labelled_and_kept_with_the_models_reading(active, saved_model, mnist):
+    (_, _), (x_test, _) = mnist
+    data = png(255 - np.kron(x_test[0], np.ones((4, 4), dtype=np.uint8)))  # a 7, dark ink on white paper
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("seven.png", data, "image/png")).run()
+    x = preprocess_image(load_upload(data))
+    proba = Predictor.load(saved_model).predict_proba(x)[0]
+    buttons = _teach_buttons(at, "teach-upload")
+    assert [b.label for b in buttons] == [str(d) for d in range(10)]
+    assert [b.proto.type for b in buttons].count("primary") == 1
+    assert buttons[int(proba.argmax())].proto.type == "primary"  # the model's answer is marked
+    at.button(key="teach-upload_3").click().run()  # the user says it is a 3
+    assert not at.exception
+    assert any(s.value == "Saved as 3 · 1 of your digits" for s in at.success)
+    (kept,) = DigitStore.in_folder(active.root).page()
+    assert (kept.label, kept.source) == (3, "uploaded")
+    assert kept.reading.digit == int(proba.argmax()) and kept.reading.confidence == pytest.approx(proba.max())
+    assert Path(kept.reading.model) == Path(saved_model).resolve()
+    assert np.array_equal(kept.image, np.round(x * 255).astype(np.uint8))  # what the model read
+    original = Image.open(io.BytesIO(DigitStore.in_folder(active.root).original_png(kept.id)))
+    assert original.size == (112, 112)
 
 
 def _upload_bytes(kind: str) -> bytes:

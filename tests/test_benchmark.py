@@ -21,3 +21,7 @@ def test_quick_benchmark_prints_every_table(capsys, monkeypatch, eval_dir):
         assert re.search(rf"^\| [^|]*{re.escape(what)}[^|]* \| \d+\.\d\d ms \| \d+\.\d\d ms \|$", out, re.M), what
     for name in evalsets.LOADERS:
         assert re.search(rf"^\| shipped \| {name} \| 100 \| ", out, re.M), name
+    # the personal benchmark: two writers of the slice teach the shipped model, read before and after
+    writers = re.findall(r"^\| (\d+) \| (\d+) \| (\d+) \| \d+\.\d\d% \| \d+\.\d\d% \| .+ \| \d+\.\d+ \|$", out, re.M)
+    assert len(writers) == 2 and all(int(taught) >= 10 and int(tested) > 0 for _, taught, tested in writers), writers
+    assert re.search(r"^mean error rate: \d+\.\d\d% before, \d+\.\d\d% after; MNIST [+-]\d+\.\d\d points", out, re.M)

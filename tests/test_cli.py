@@ -19,7 +19,7 @@ from mnist_core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--augment", "--augment-style",
-               "--seed", "--train-subset",
+               "--augment-stroke", "--my-digits", "--seed", "--train-subset",
                "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic", "--data-path", "--out",
                "--dry-run"]
 LAST_LINE = re.compile(r"^test_accuracy=\d\.\d{4} seconds=\d+\.\d$")
@@ -44,7 +44,7 @@ def test_help_lists_the_commands(capsys):
         cli.main(["--help"])
     assert exit_.value.code == 0
     out = capsys.readouterr().out
-    for command in ("train", "evaluate", "devices"):
+    for command in ("train", "finetune", "digits", "evaluate", "devices", "benchmark"):
         assert command in out
 
 
@@ -56,10 +56,12 @@ def test_train_help_lists_every_flag(tmp_path):
         assert name in p.stdout  # the choices are shown
 
 
-def test_every_config_field_has_a_train_flag():
-    help_text = cli.build_parser()._subparsers._group_actions[0].choices["train"].format_help()
+def test_every_config_field_has_a_flag():
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    help_text = commands["train"].format_help() + commands["finetune"].format_help()  # fine-tune fields there
+    special = {"deterministic": "--no-deterministic", "parent": "--from"}
     for field in dataclasses.fields(TrainConfig):
-        flag = "--no-deterministic" if field.name == "deterministic" else "--" + field.name.replace("_", "-")
+        flag = special.get(field.name, "--" + field.name.replace("_", "-"))
         assert flag in help_text, f"TrainConfig.{field.name} cannot be set from the command line"
 
 
@@ -227,3 +229,69 @@ def test_no_module_imports_streamlit(tmp_path):
     assert p.returncode == 0, p.stderr[-3000:]
     count, bad = p.stdout.strip().splitlines()[-1].split(" ", 1)
     assert int(count) >= 10 and bad == "[]", p.stdout
+
+
+# ---------------------------------------------------------------- your digits: digits, finetune
+
+
+def _png() -> bytes:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("L", (28, 28)).save(out, format="PNG")
+    return out.getvalue()
+
+
+@pytest.fixture(scope="module")
+def digits_db(tmp_path_factory, mnist):
+    """A digits database with 12 real MNIST training digits (labels 0-9, then 0 and 1 again)."""
+    from mnist_core.digits_db import DigitStore
+
+    (x_train, y_train), _ = mnist
+    store = DigitStore(tmp_path_factory.mktemp("digits") / "digits.sqlite")
+    for i in range(12):
+        store.add(i % 10, x_train[list(y_train).index(i % 10) + 100 * (i // 10)], _png(), "drawn")
+    return store
+
+
+def test_digits_list_export_and_import(digits_db, tmp_path):
+    p = run_cli("digits", "list", "--db", digits_db.path, "--limit", "3", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.strip().splitlines()
+    assert lines[0].endswith("12 digits · 0: 2 1: 2 2: 1 3: 1 4: 1 5: 1 6: 1 7: 1 8: 1 9: 1")
+    assert [line.split()[0] for line in lines[1:]] == ["#12", "#11", "#10"]  # the newest first
+    p = run_cli("digits", "export", tmp_path / "mine.zip", "--db", digits_db.path, cwd=tmp_path)
+    assert p.returncode == 0 and "wrote 12 digits" in p.stdout, p.stderr
+    p = run_cli("digits", "import", tmp_path / "mine.zip", "--db", tmp_path / "other.sqlite", cwd=tmp_path)
+    assert p.returncode == 0 and "imported 12 digits" in p.stdout and "(0 skipped)" in p.stdout, p.stderr
+
+
+def test_digits_commands_say_what_is_wrong(tmp_path):
+    p = run_cli("digits", "list", "--db", tmp_path / "none.sqlite", cwd=tmp_path)
+    assert p.returncode == 2 and "No digits database at" in p.stderr and "Traceback" not in p.stderr
+    (tmp_path / "notes.zip").write_text("not a zip")
+    p = run_cli("digits", "import", tmp_path / "notes.zip", "--db", tmp_path / "d.sqlite", cwd=tmp_path)
+    assert p.returncode == 2 and "error:" in p.stderr and "Traceback" not in p.stderr
+    p = run_cli("digits", "export", "--db", tmp_path / "d.sqlite", cwd=tmp_path)
+    assert p.returncode == 2 and "needs the zip file's name" in p.stderr
+
+
+def test_finetune_reports_before_and_after_and_records_the_parent(dry_run, digits_db, tmp_path):
+    _, parent = dry_run
+    out = tmp_path / "mine.keras"
+    p = run_cli("finetune", "--from", parent, "--digits", digits_db.path, "--out", out, "--epochs", "1", cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    assert re.search(r"^your held-out digits: \d+\.\d\d% -> \d+\.\d\d%$", p.stdout, re.M), p.stdout
+    assert re.search(r"^MNIST test: \d+\.\d\d% -> \d+\.\d\d%$", p.stdout, re.M), p.stdout
+    assert "trained on 10 of your digits, 2 held out" in p.stderr
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["config"]["parent"] == str(parent) and side["personal"]["trained_on"] == 10
+
+
+def test_finetune_without_a_database_is_a_clear_error(dry_run, tmp_path):
+    _, parent = dry_run
+    p = run_cli("finetune", "--from", parent, "--digits", tmp_path / "none.sqlite", "--out", tmp_path / "m.keras",
+                cwd=tmp_path)
+    assert p.returncode == 2 and "No digits database at" in p.stderr and "Traceback" not in p.stderr

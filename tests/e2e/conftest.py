@@ -68,7 +68,7 @@ def _new_page(browser, url: str) -> Page:
     p = context.new_page()
     p.set_default_timeout(30_000)
     p.goto(url)
-    expect(p.get_by_role("tab")).to_have_count(4, timeout=APP_LOAD_TIMEOUT_MS)
+    expect(p.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
     return p
 
 

@@ -118,7 +118,7 @@ def wait_idle(page: Page, timeout: float = 60_000) -> None:
 
 
 def open_tab(page: Page, name: str) -> None:
-    """Select the tab whose label contains `name` ("Train", "Evaluate", "Gallery", "Draw")."""
+    """Select the tab whose label contains `name` ("Train", "Evaluate", "Gallery", "Draw", "My digits")."""
     tab = page.get_by_role("tab", name=name)
     tab.click()
     expect(tab).to_have_attribute("aria-selected", "true")

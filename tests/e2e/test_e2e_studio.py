@@ -36,8 +36,8 @@ def expected_device_text() -> str:
 
 def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     tabs = page.get_by_role("tab")
-    expect(tabs).to_have_count(4)
-    for i, name in enumerate(["Train", "Evaluate", "Gallery", "Draw"]):
+    expect(tabs).to_have_count(5)
+    for i, name in enumerate(["Train", "Evaluate", "Gallery", "Draw", "My digits"]):
         expect(tabs.nth(i)).to_contain_text(name)
 
     sidebar = page.get_by_test_id("stSidebar")

@@ -1,0 +1,364 @@
+"""The user's own labelled digits, kept in an embedded SQLite database to fine-tune the model on.
+
+One file (DB_NAME in the studio's runs folder) with one table, `digits`. Every call opens its own
+short-lived connection, so one DigitStore may serve many threads, and many processes may open the
+same file: writes take the write lock first (BEGIN IMMEDIATE) and wait up to BUSY_TIMEOUT_S for it.
+The WAL journal with synchronous=NORMAL keeps the file intact when a process is killed mid-write;
+only its uncommitted transaction is lost. All of the studio's SQL lives in this module.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import datetime as dt
+import io
+import numbers
+import os
+import sqlite3
+import time
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from mnist_core.preprocess import SIZE  # the side of the image the model reads, pixels
+
+DB_NAME = "digits.sqlite"  # the file's name inside the studio's runs folder
+SOURCES = ("drawn", "uploaded", "imported")
+PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+BUSY_TIMEOUT_S = 30.0  # how long a call waits for another connection's write lock before failing
+MAX_ENTRY_BYTES = 1024 * 1024  # a zip entry (unpacked) larger than this is skipped on import: zip bombs
+CSV_FIELDS = ("file", "label", "source", "created_at", "original", "model_digit", "model_confidence", "model_file")
+
+# MIGRATIONS[v] takes the file from PRAGMA user_version v to v + 1. Append new ones; never edit a shipped one.
+MIGRATIONS = (
+    """CREATE TABLE digits (
+        id INTEGER PRIMARY KEY AUTOINCREMENT,
+        created_at TEXT NOT NULL,
+        label INTEGER NOT NULL CHECK (label BETWEEN 0 AND 9),
+        image BLOB NOT NULL CHECK (length(image) = 784),
+        original_png BLOB NOT NULL,
+        source TEXT NOT NULL,
+        model_digit INTEGER CHECK (model_digit BETWEEN 0 AND 9),
+        model_confidence REAL CHECK (model_confidence BETWEEN 0 AND 1),
+        model_file TEXT)""",
+    "CREATE INDEX digits_label ON digits (label)",  # SQLite indexes carry the rowid: one label's rows come id-sorted
+)
+SCHEMA_VERSION = len(MIGRATIONS)  # 2
+
+_READING = "model_digit, model_confidence, model_file"
+_COLUMNS = f"id, created_at, label, image, source, {_READING}"  # a MyDigit, in _to_digit's order
+_INSERT = f"INSERT INTO digits (created_at, label, image, original_png, source, {_READING}) VALUES (?{', ?' * 7})"
+
+
+class DigitsDatabaseError(sqlite3.DatabaseError):
+    """The file cannot serve as the digits database: not a database, damaged, or made by a newer studio."""
+
+
+class DigitsImportError(ValueError):
+    """A zip that cannot be imported at all (not a zip, no labels.csv, ...): nothing was added."""
+
+
+@dataclass(frozen=True)
+class Reading:
+    """The active model's answer when the digit was saved."""
+
+    digit: int
+    confidence: float  # probability of `digit`, 0..1
+    model: str  # the model file it came from
+
+    def __post_init__(self) -> None:
+        _check_digit(self.digit, "The reading's digit")
+        if not isinstance(self.confidence, numbers.Real) or not 0 <= self.confidence <= 1:  # NaN fails too
+            raise ValueError(f"The reading's confidence must be a probability 0..1, got {self.confidence!r}")
+        if not isinstance(self.model, str):
+            raise TypeError(f"The reading's model must be a file name, got {self.model!r}")
+
+
+@dataclass(frozen=True)
+class MyDigit:
+    """One labelled digit of the user's."""
+
+    id: int
+    created_at: str  # ISO 8601 UTC, seconds
+    label: int
+    image: np.ndarray  # (28, 28) uint8, the digit exactly as the model read it (0 black .. 255 white ink)
+    source: str  # one of SOURCES
+    reading: Reading | None
+
+
+@dataclass(frozen=True)
+class ImportReport:
+    """What import_zip did."""
+
+    added: int
+    skipped: tuple[str, ...]  # one line per skipped entry: "name: why"
+
+
+class DigitStore:
+    """The digits database at `path`: created with its folder if missing, and migrated to SCHEMA_VERSION."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            with self._connect() as con:
+                _use_wal(con)
+                while (version := _user_version(con)) < SCHEMA_VERSION:
+                    with _transaction(con):
+                        if _user_version(con) == version:  # read again under the lock: another process may have won
+                            con.execute(MIGRATIONS[version])
+                            con.execute(f"PRAGMA user_version = {version + 1}")
+        except sqlite3.DatabaseError as exc:
+            raise DigitsDatabaseError(f"{self.path} cannot be opened as a digits database: {exc}") from exc
+        if version > SCHEMA_VERSION:
+            raise DigitsDatabaseError(f"{self.path} was made by a newer studio (schema version {version}; this one "
+                                      f"reads up to {SCHEMA_VERSION}). Update the studio to use it.")
+
+    @classmethod
+    def in_folder(cls, root: str | os.PathLike) -> DigitStore:
+        return cls(Path(root) / DB_NAME)
+
+    def add(self, label: int, image: np.ndarray, original_png: bytes, source: str,
+            reading: Reading | None = None) -> int:
+        """Save one digit: `image` (28, 28) floats in [0, 1] or uint8, `original_png` the picture it came from.
+
+        Returns the new digit's id.
+        """
+        label = _check_digit(label, "The label")
+        pixels = _to_pixels(image)
+        if source not in SOURCES:
+            raise ValueError(f"The source must be one of {SOURCES}, got {source!r}")
+        if bytes(original_png[:len(PNG_SIGNATURE)]) != PNG_SIGNATURE:
+            raise ValueError("The original picture must be PNG bytes (the PNG signature is missing).")
+        with self._connect() as con, _transaction(con):
+            return con.execute(_INSERT, _row(label, pixels, bytes(original_png), source, reading)).lastrowid
+
+    def count(self) -> int:
+        with self._connect() as con:
+            return con.execute("SELECT COUNT(*) FROM digits").fetchone()[0]
+
+    def counts(self) -> np.ndarray:
+        """(10,) int64: how many digits carry each label."""
+        out = np.zeros(10, dtype=np.int64)
+        with self._connect() as con:
+            for label, n in con.execute("SELECT label, COUNT(*) FROM digits GROUP BY label"):
+                out[label] = n
+        return out
+
+    def page(self, digit: int | None = None, offset: int = 0, limit: int = 50) -> list[MyDigit]:
+        """Newest first (id descending), only those labelled `digit` unless it is None."""
+        if offset < 0 or limit < 0:
+            raise ValueError(f"offset and limit must be >= 0, got {offset} and {limit}")
+        where, args = ("", ()) if digit is None else ("WHERE label = ?", (_check_digit(digit, "The digit"),))
+        with self._connect() as con:
+            rows = con.execute(f"SELECT {_COLUMNS} FROM digits {where} ORDER BY id DESC LIMIT ? OFFSET ?",
+                               (*args, limit, offset)).fetchall()
+        return [_to_digit(row) for row in rows]
+
+    def get(self, digit_id: int) -> MyDigit:
+        return _to_digit(self._one(f"SELECT {_COLUMNS} FROM digits WHERE id = ?", digit_id))
+
+    def original_png(self, digit_id: int) -> bytes:
+        return self._one("SELECT original_png FROM digits WHERE id = ?", digit_id)[0]
+
+    def relabel(self, digit_id: int, label: int) -> None:
+        self._change_one("UPDATE digits SET label = ? WHERE id = ?", (_check_digit(label, "The label"), digit_id))
+
+    def delete(self, digit_id: int) -> None:
+        self._change_one("DELETE FROM digits WHERE id = ?", (digit_id,))
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All digits by id ascending: ids int64 (N,), images uint8 (N, 28, 28), labels uint8 (N,)."""
+        with self._connect() as con:
+            rows = con.execute("SELECT id, image, label FROM digits ORDER BY id").fetchall()
+        ids = np.array([r[0] for r in rows], dtype=np.int64)
+        images = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, SIZE, SIZE).copy()  # writable
+        return ids, images, np.array([r[2] for r in rows], dtype=np.uint8)
+
+    def export_zip(self) -> bytes:
+        """Every digit as digits/{id:06d}.png (28x28 grey) and originals/{id:06d}.png, listed in labels.csv."""
+        out, table = io.BytesIO(), io.StringIO()
+        writer = csv.writer(table, lineterminator="\n")
+        writer.writerow(CSV_FIELDS)
+        with self._connect() as con, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+            for row in con.execute(f"SELECT {_COLUMNS}, original_png FROM digits ORDER BY id"):
+                digit, name = _to_digit(row[:-1]), f"{row[0]:06d}.png"
+                archive.writestr(f"digits/{name}", _encode_png(digit.image))
+                archive.writestr(f"originals/{name}", row[-1])
+                r = digit.reading
+                reading = ("", "", "") if r is None else (r.digit, r.confidence, r.model)
+                writer.writerow((f"digits/{name}", digit.label, digit.source, digit.created_at,
+                                 f"originals/{name}", *reading))
+            archive.writestr("labels.csv", table.getvalue())
+        return out.getvalue()
+
+    def import_zip(self, data: bytes, max_bytes: int = 50 * 1024 * 1024) -> ImportReport:
+        """Add the digits of a zip laid out as export_zip writes it, all in one transaction, as source "imported".
+
+        Rows that cannot be used are skipped and named in the report; a zip that cannot be read at all
+        raises DigitsImportError and adds nothing.
+        """
+        if len(data) > max_bytes:
+            raise DigitsImportError(f"The file is too large ({len(data) / 2**20:.3g} MB); "
+                                    f"the limit is {max_bytes / 2**20:.3g} MB.")
+        try:
+            archive = zipfile.ZipFile(io.BytesIO(data))
+        except zipfile.BadZipFile as exc:
+            raise DigitsImportError("This file is not a zip archive.") from exc
+        rows, skipped = [], []
+        with archive:
+            try:
+                text = _read_entry(archive, "labels.csv", max_bytes).decode("utf-8-sig")
+            except ValueError as exc:  # missing, too big, or not UTF-8 (UnicodeDecodeError is a ValueError)
+                raise DigitsImportError(f"The zip has no usable labels.csv ({exc}).") from exc
+            table = csv.DictReader(io.StringIO(text))
+            if not {"file", "label"} <= set(table.fieldnames or ()):
+                raise DigitsImportError(f"labels.csv needs the columns file and label; it has {table.fieldnames}.")
+            for row in table:
+                try:
+                    rows.append(_import_row(archive, row))
+                except ValueError as exc:
+                    name = row["file"] or f"line {table.line_num}"
+                    skipped.append(f"{name}: {exc}")
+        with self._connect() as con, _transaction(con):
+            con.executemany(_INSERT, rows)
+        return ImportReport(added=len(rows), skipped=tuple(skipped))
+
+    @contextlib.contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A new connection, closed on exit (sqlite3 connections must not cross threads), in autocommit mode."""
+        with contextlib.closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as con:
+            con.execute("PRAGMA synchronous=NORMAL")  # with WAL: no fsync per commit, and still safe when killed
+            yield con
+
+    def _one(self, sql: str, digit_id: int) -> tuple:
+        """The row a SELECT by id finds; KeyError if there is none."""
+        with self._connect() as con:
+            row = con.execute(sql, (digit_id,)).fetchone()
+        if row is None:
+            raise KeyError(f"No saved digit has id {digit_id}")
+        return row
+
+    def _change_one(self, sql: str, args: tuple) -> None:
+        """An UPDATE or DELETE of one digit by id (the last argument); KeyError if there is none."""
+        with self._connect() as con, _transaction(con):
+            if con.execute(sql, args).rowcount == 0:
+                raise KeyError(f"No saved digit has id {args[-1]}")
+
+
+@contextlib.contextmanager
+def _transaction(con: sqlite3.Connection) -> Iterator[None]:
+    """BEGIN IMMEDIATE .. COMMIT, rolled back on any exception: the write lock is taken (or waited for) up front."""
+    con.execute("BEGIN IMMEDIATE")
+    try:
+        yield
+    except BaseException:
+        if con.in_transaction:  # some errors (a full disk) already rolled it back
+            con.execute("ROLLBACK")
+        raise
+    con.execute("COMMIT")
+
+
+def _use_wal(con: sqlite3.Connection) -> None:
+    """Switch the file to the WAL journal, a setting kept in the file: readers and a writer stop blocking each other.
+
+    The switch needs the file to itself and fails at once, without the busy timeout, while another process opens
+    the same new file; so it is retried here until BUSY_TIMEOUT_S.
+    """
+    deadline = time.monotonic() + BUSY_TIMEOUT_S
+    while True:
+        try:
+            con.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)  # seconds
+
+
+def _user_version(con: sqlite3.Connection) -> int:
+    return con.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _check_digit(value: object, what: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or not 0 <= value <= 9:
+        raise ValueError(f"{what} must be an integer 0..9, got {value!r}")
+    return int(value)
+
+
+def _to_pixels(image: np.ndarray) -> np.ndarray:
+    """(28, 28) uint8, or floats in [0, 1] -> uint8 0..255 (rounded): the one place of the scaling."""
+    a = np.asarray(image)
+    if a.shape != (SIZE, SIZE):
+        raise ValueError(f"Expected a (28, 28) image, got shape {a.shape}")
+    if a.dtype == np.uint8:
+        return a
+    if a.dtype.kind != "f" or not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
+        raise ValueError(f"Expected uint8 or finite floats in [0, 1], got {a.dtype} in [{a.min()}, {a.max()}]")
+    return np.rint(a * 255).astype(np.uint8)
+
+
+def _row(label: int, pixels: np.ndarray, original_png: bytes, source: str, reading: Reading | None) -> tuple:
+    """The values of _INSERT, created now."""
+    created_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    model = (None, None, None) if reading is None else (int(reading.digit), float(reading.confidence), reading.model)
+    return (created_at, label, pixels.tobytes(), original_png, source, *model)
+
+
+def _to_digit(row: tuple) -> MyDigit:
+    """A row of _COLUMNS -> MyDigit."""
+    id_, created_at, label, image, source, model_digit, confidence, model_file = row
+    reading = None if model_digit is None else Reading(model_digit, confidence, model_file)
+    return MyDigit(id_, created_at, label, np.frombuffer(image, dtype=np.uint8).reshape(SIZE, SIZE), source, reading)
+
+
+def _encode_png(pixels: np.ndarray) -> bytes:
+    out = io.BytesIO()
+    Image.fromarray(pixels).save(out, format="PNG")  # uint8 (H, W): mode "L"
+    return out.getvalue()
+
+
+def _read_entry(archive: zipfile.ZipFile, name: str, limit: int = MAX_ENTRY_BYTES) -> bytes:
+    """One file of the zip; its unpacked size is checked before reading (zip bombs). ValueError says why not."""
+    try:
+        info = archive.getinfo(name)
+    except KeyError:
+        raise ValueError("no such file in the zip") from None
+    if info.file_size > limit:
+        raise ValueError(f"{info.file_size / 2**20:.3g} MB unpacked; the limit is {limit / 2**20:.3g} MB")
+    try:
+        return archive.read(info)
+    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError) as exc:
+        raise ValueError(f"damaged or encrypted in the zip ({exc})") from exc
+
+
+def _import_row(archive: zipfile.ZipFile, row: dict) -> tuple:
+    """One labels.csv row -> the values of _INSERT; ValueError says why it cannot be imported."""
+    text = (row["label"] or "").strip()
+    if not text.isdecimal():
+        raise ValueError(f"label {text!r} is not a digit 0..9")
+    label = _check_digit(int(text), "label")
+    png = _read_entry(archive, row["file"] or "")
+    try:
+        with Image.open(io.BytesIO(png)) as image:
+            if image.format != "PNG" or image.size != (SIZE, SIZE):
+                raise ValueError(f"a {image.format} picture of {image.width}x{image.height} pixels, "
+                                 f"not a {SIZE}x{SIZE} PNG")
+            pixels = np.asarray(image.convert("L"))
+    except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:  # PIL's errors for bad data
+        raise ValueError("not a readable PNG picture") from exc
+    try:
+        original = _read_entry(archive, row.get("original") or "")
+    except ValueError:  # optional: without it, the 28x28 picture stands in
+        original = png
+    try:
+        reading = Reading(int(row["model_digit"]), float(row["model_confidence"]), row["model_file"])
+    except (KeyError, TypeError, ValueError):  # optional too: absent, empty or invalid cells mean no reading
+        reading = None
+    return _row(label, pixels, original if original.startswith(PNG_SIGNATURE) else png, "imported", reading)
