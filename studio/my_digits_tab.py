@@ -229,9 +229,9 @@ def _metric(column, label: str, before: float | None, after: float | None) -> No
         column.metric(label, "—")
         return
     if before is None:
-        column.metric(label, f"{after:.1%}")
+        column.metric(label, f"{after:.2%}")
         return
-    column.metric(label, f"{before:.1%} → {after:.1%}", f"{(after - before) * 100:+.1f} points",
+    column.metric(label, f"{before:.2%} → {after:.2%}", f"{(after - before) * 100:+.2f} points",
                   help="Before the fine-tune → after it")
 
 

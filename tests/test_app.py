@@ -183,6 +183,27 @@ def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
     assert any("augmentation: flags and crossbars" in c.value for c in at.caption)
 
 
+def test_training_from_scratch_can_include_my_digits(runs, mnist):
+    (x_train, y_train), _ = mnist
+    store = DigitStore.in_folder(runs.root)
+    for image, label in zip(x_train[:5], y_train[:5]):
+        store.add(int(label), image, png(image), "drawn")
+    at = run_app()
+    assert at.checkbox(key="train_my_digits").value is False
+    at.checkbox(key="train_my_digits").check()
+    at.number_input(key="train_epochs").set_value(1)
+    at.number_input(key="train_images").set_value(1_000)
+    at.number_input(key="test_images").set_value(500)
+    at.button(key="train_btn").click().run()
+    assert not at.exception, [e.value for e in at.exception]
+    job = job_manager().job
+    assert job.config.my_digits == str(store.path) and not job.config.is_finetune
+    _wait_for_job_end(at)
+    assert job.result.personal.trained_on == 5 and job.result.personal.held_out == 0
+    assert any("`seed` · with your digits" in c.value for c in at.caption)
+    assert runs.history()[0].config["my_digits"] == str(store.path)
+
+
 def _wait_for_job_end(at: AppTest) -> AppTest:
     deadline = time.monotonic() + TRAIN_DEADLINE_S
     while time.monotonic() < deadline:

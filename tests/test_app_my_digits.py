@@ -260,10 +260,10 @@ def test_fine_tune_runs_and_shows_before_and_after(runs, store, twelve, monkeypa
     result = at.container(key="finetune-result")
     metrics = {m.label: m for m in result.metric}
     assert set(metrics) == {"Your held-out digits", "MNIST test (10,000)"}
-    assert metrics["Your held-out digits"].value == f"{p['user_before']:.1%} → {p['user_after']:.1%}"
-    assert metrics["Your held-out digits"].delta == f"{(p['user_after'] - p['user_before']) * 100:+.1f} points"
-    assert metrics["MNIST test (10,000)"].value == f"{p['mnist_before']:.1%} → {p['mnist_after']:.1%}"
-    assert metrics["MNIST test (10,000)"].delta == f"{(p['mnist_after'] - p['mnist_before']) * 100:+.1f} points"
+    assert metrics["Your held-out digits"].value == f"{p['user_before']:.2%} → {p['user_after']:.2%}"
+    assert metrics["Your held-out digits"].delta == f"{(p['user_after'] - p['user_before']) * 100:+.2f} points"
+    assert metrics["MNIST test (10,000)"].value == f"{p['mnist_before']:.2%} → {p['mnist_after']:.2%}"
+    assert metrics["MNIST test (10,000)"].delta == f"{(p['mnist_after'] - p['mnist_before']) * 100:+.2f} points"
     assert any(f"on {p['trained_on']} of your digits, {p['held_out']} held out · completed" in c.value
                for c in result.caption)
 

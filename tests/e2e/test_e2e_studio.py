@@ -71,7 +71,7 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     open_tab(page, "Draw")
     expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
     expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
-    expect(page.get_by_test_id("stFileUploader")).to_be_visible()
+    expect(page.get_by_test_id("stFileUploader").filter(has_text="Digit image")).to_be_visible()
     wait_idle(page)
     assert_no_exception(page)
     save_screenshot(page, "tab-draw")
@@ -161,7 +161,7 @@ def test_upload_reads_a_digit_and_reports_a_bad_file(page: Page, mnist, tmp_path
     bad.write_text("These are my shopping notes, not a picture.\n")
 
     open_tab(page, "Draw")
-    uploader = page.locator('[data-testid="stFileUploader"] input[type="file"]')
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Digit image").locator('input[type="file"]')
 
     uploader.set_input_files(good)
     expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text("Uploaded image: 7", timeout=SLOW_MS)
@@ -190,7 +190,8 @@ def test_upload_light_on_dark(page: Page, mnist, tmp_path):
     Image.fromarray(x_test[1]).resize((140, 140), Image.Resampling.NEAREST).save(path)
 
     open_tab(page, "Draw")
-    page.locator('[data-testid="stFileUploader"] input[type="file"]').set_input_files(path)
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Digit image").locator('input[type="file"]')
+    uploader.set_input_files(path)
     expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text(f"Uploaded image: {int(y_test[1])}",
                                                                      timeout=SLOW_MS)
     assert_no_exception(page)

@@ -73,7 +73,7 @@ def test_teach_a_misread_hand_and_fine_tune_until_it_is_read(fresh_server, open_
     expect(page.locator(".st-key-finetune-progress")).to_contain_text("Fine-tuning", timeout=SLOW_MS)
     result = page.locator(".st-key-finetune-result")
     expect(result).to_contain_text("Your held-out digits", timeout=FINETUNE_MS)
-    expect(result).to_contain_text("0.0% → 100.0%")  # both held-out pluses: misread before, read as 4 after
+    expect(result).to_contain_text("0.00% → 100.00%")  # both held-out pluses: misread before, read as 4 after
     expect(result).to_contain_text("on 8 of your digits, 2 held out")
     expect(page.get_by_role("button", name="Fine-tune on my digits")).to_be_enabled(timeout=SLOW_MS)
     # The new model is active: it reads all ten of the user's digits right, with no wrong marks.

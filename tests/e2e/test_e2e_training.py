@@ -49,11 +49,18 @@ def set_recipe(page: Page, *, epochs: int, train_images: int, test_images: int, 
     set_number(page, "Epochs", epochs)
     set_number(page, "Training images", train_images)
     set_number(page, "Test images", test_images)
-    if batch_size != 32:
-        set_batch_size(page, batch_size)
     steps = -(-train_images // batch_size)
     # The caption is computed by the server from the widget values: it proves the rerun saw them all.
-    expect(page.get_by_text(f"{steps:,} batches per epoch · {steps * epochs:,} in total.")).to_be_visible()
+    caption = page.get_by_text(f"{steps:,} batches per epoch · {steps * epochs:,} in total.")
+    for attempt in range(3):  # a rerun still in flight can drop the slider's new value: set it again
+        if batch_size != 32:
+            set_batch_size(page, batch_size)
+        try:
+            expect(caption).to_be_visible(timeout=15_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
     wait_idle(page)
 
 
