@@ -172,11 +172,7 @@ def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
     at.radio(key="train_preset").set_value("fast").run()
     assert [at.checkbox(key=k).value for k in boxes] == [False, False]
     at.checkbox(key="train_augment_style").check()
-    at.number_input(key="train_epochs").set_value(1)
-    at.number_input(key="train_images").set_value(1_000)
-    at.number_input(key="test_images").set_value(500)
-    at.button(key="train_btn").click().run()
-    assert not at.exception, [e.value for e in at.exception]
+    _press_train_on_a_slice(at, epochs=1)
     config = job_manager().job.config
     assert (config.augment, config.augment_style) == (False, True)
     _wait_for_job_end(at)
@@ -191,11 +187,7 @@ def test_training_from_scratch_can_include_my_digits(runs, mnist):
     at = run_app()
     assert at.checkbox(key="train_my_digits").value is False
     at.checkbox(key="train_my_digits").check()
-    at.number_input(key="train_epochs").set_value(1)
-    at.number_input(key="train_images").set_value(1_000)
-    at.number_input(key="test_images").set_value(500)
-    at.button(key="train_btn").click().run()
-    assert not at.exception, [e.value for e in at.exception]
+    _press_train_on_a_slice(at, epochs=1)
     job = job_manager().job
     assert job.config.my_digits == str(store.path) and not job.config.is_finetune
     _wait_for_job_end(at)
@@ -215,14 +207,19 @@ def _wait_for_job_end(at: AppTest) -> AppTest:
     pytest.fail(f"training did not finish within {TRAIN_DEADLINE_S}s")
 
 
-def _start_tiny_run(at: AppTest, epochs: int) -> AppTest:
-    at.radio(key="train_preset").set_value("fast").run()
+def _press_train_on_a_slice(at: AppTest, epochs: int) -> AppTest:
+    """Train with the page's other settings on 1,000 training and 500 test images."""
     at.number_input(key="train_epochs").set_value(epochs)
     at.number_input(key="train_images").set_value(1_000)
     at.number_input(key="test_images").set_value(500)
     at.button(key="train_btn").click().run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def _start_tiny_run(at: AppTest, epochs: int) -> AppTest:
+    at.radio(key="train_preset").set_value("fast").run()
+    return _press_train_on_a_slice(at, epochs)
 
 
 
