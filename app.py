@@ -5,30 +5,35 @@ Run with `streamlit run app.py`. The page only lays out tabs; each tab is one fu
 
 import streamlit as st
 
-st.set_page_config(page_title="MNIST Digit Studio", page_icon="✏️", layout="wide")
+from studio import draw_tab, evaluate_tab, gallery_tab, my_digits_tab, sidebar, state, train_tab, watch
 
-from studio import (  # noqa: E402
-    draw_tab, evaluate_tab, gallery_tab, keras_guard, my_digits_tab, sidebar, state, train_tab, watch)
 
-keras_guard.keep_keras_state()  # the training thread shares Keras with this server: no reset after each run
-state.init()
-sidebar.render()
+def main() -> None:
+    st.set_page_config(page_title="MNIST Digit Studio", page_icon="✏️", layout="wide")
+    state.init()
+    sidebar.render()
 
-# Every tab renders on every run. Lazy tabs (on_change="rerun" and tab.open) were tried: under CPU load they
-# reset the Draw tab's stroke-width slider to its minimum. The evaluation is cached once per model, and
-# rendered last, so that a new model's first evaluation (a second or more) holds up no other tab.
-train, evaluate, gallery, draw, mine = st.tabs(
-    [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
-     ":material/draw: Draw", ":material/person_edit: My digits"], key="tabs")
-with train:
-    train_tab.render()
-with gallery:
-    gallery_tab.render()
-with draw:
-    draw_tab.render()
-with mine:
-    my_digits_tab.render()
-with evaluate:
-    evaluate_tab.render()
+    # Every tab renders on every run. Lazy tabs (on_change="rerun" and tab.open) were tried: under CPU load they
+    # reset the Draw tab's stroke-width slider to its minimum. The evaluation is cached once per model, and
+    # rendered last, so that a new model's first evaluation (a second or more) holds up no other tab.
+    train, evaluate, gallery, draw, mine = st.tabs(
+        [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
+         ":material/draw: Draw", ":material/person_edit: My digits"], key="tabs")
+    with train:
+        train_tab.render()
+    with gallery:
+        gallery_tab.render()
+    with draw:
+        draw_tab.render()
+    with mine:
+        my_digits_tab.render()
+    with evaluate:
+        evaluate_tab.render()
 
-watch.render()
+    watch.render()
+
+
+# Streamlit runs this file as __main__. A training process (mnist_core.jobs, started with "spawn") imports it
+# again as its main module, under another name: it must draw nothing there.
+if __name__ == "__main__":
+    main()

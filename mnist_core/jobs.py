@@ -1,9 +1,23 @@
-"""Background training jobs: one at a time per process, readable from any thread."""
+"""Background training jobs: one at a time per server, each run in its own spawned process.
+
+The process runs the ordinary `train()`; every change to its progress and every weight copy it
+publishes comes back over a queue and is replayed into a TrainingProgress and a WeightBoard here, the
+objects the page reads. The server's own TensorFlow state (its models, seeds, op determinism) is
+never shared with training, a crash or `kill -9` of the process ends the run as failed while the
+server keeps serving, training leaves a core to the server so that drawings are answered at once,
+and a process whose server is gone ends itself.
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
+import multiprocessing
+import os
+import queue as queue_errors
+import signal
 import threading
+import time
 import traceback
 from dataclasses import dataclass, field
 
@@ -13,6 +27,12 @@ from mnist_core.runs import RunStore
 from mnist_core.store import ModelInfo
 from mnist_core.training import TrainConfig, TrainResult, train
 
+STOP_GRACE_S = 10.0  # a run still training this long after Stop is ended by force
+TRAIN_THREADS = max(1, (os.cpu_count() or 2) - 1)  # TensorFlow's threads in the training process: a core is left
+POLL_S = 0.25  # how often the follower checks on a silent training process; the process, on its server
+KEPT = "Saved and made active for every session."
+UNCHANGED = "The active model is unchanged."
+
 
 class JobAlreadyRunning(RuntimeError):
     """Only one training job runs at a time."""
@@ -20,17 +40,19 @@ class JobAlreadyRunning(RuntimeError):
 
 @dataclass
 class TrainingJob:
-    """One run in a worker thread. The thread writes only into `progress`, `weights` and the fields below."""
+    """One run in a training process, followed by a thread of the server that writes only into this object."""
 
     config: TrainConfig
-    number: int = field(default_factory=itertools.count(1).__next__)  # unique in this process, from 1
+    number: int = field(default_factory=itertools.count(1).__next__)  # unique in this server, from 1
     progress: TrainingProgress = field(default_factory=TrainingProgress)
     weights: WeightBoard = field(default_factory=WeightBoard)  # the network as it trains, for live readings
-    stop_event: threading.Event = field(default_factory=threading.Event)
-    result: TrainResult | None = None
+    result: TrainResult | None = None  # as the process sent it back, without the model
     saved: ModelInfo | None = None  # set when the run was kept and made active
     outcome: str = ""  # what happened to the model, in words
-    thread: threading.Thread | None = None
+    process: multiprocessing.process.BaseProcess | None = None
+    thread: threading.Thread | None = None  # the follower
+    stop_event: object = None  # a multiprocessing Event, seen by the process
+    stop_requested_at: float | None = None  # time.monotonic() of the first Stop
 
     @property
     def running(self) -> bool:
@@ -40,6 +62,8 @@ class TrainingJob:
         return self.progress.snapshot()
 
     def stop(self) -> None:
+        if self.stop_requested_at is None:
+            self.stop_requested_at = time.monotonic()
         self.stop_event.set()
 
     def join(self, timeout: float | None = None) -> None:
@@ -54,6 +78,7 @@ class JobManager:
         self.runs = runs
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
+        self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the server's TF
 
     @property
     def job(self) -> TrainingJob | None:
@@ -64,30 +89,157 @@ class JobManager:
         with self._lock:
             if self._job is not None and self._job.running:
                 raise JobAlreadyRunning("A training job is already running; stop it or wait for it to finish.")
-            job = TrainingJob(config)
-            job.thread = threading.Thread(target=self._run, args=(job,), name="mnist-training", daemon=True)
+            messages = self._context.Queue()
+            job = TrainingJob(config, stop_event=self._context.Event())
+            job.progress.set_message("starting the training process")
+            job.process = self._context.Process(target=_train_in_process, name=f"mnist-training-{job.number}",
+                                                args=(config, str(self.runs.root), messages, job.stop_event),
+                                                daemon=True)
+            job.thread = threading.Thread(target=self._follow, args=(job, messages), daemon=True,
+                                          name=f"mnist-training-{job.number}-follower")
             self._job = job
+            job.process.start()
             job.thread.start()
             return job
 
-    def _run(self, job: TrainingJob) -> None:
+    def stop(self, number: int) -> bool:
+        """Stop run `number` if it is the one running (a late click never stops a newer run)."""
+        job = self._job
+        if job is None or job.number != number or not job.running:
+            return False
+        job.stop()
+        return True
+
+    def _follow(self, job: TrainingJob, messages) -> None:
+        """Replay the process' messages until it ends; then log the run and say how it ended."""
+        status = message = None
+        exited = False  # the process had ended at the last empty poll
         try:
-            job.result = result = train(job.config, job.progress, job.stop_event, job.weights)
-            if result.usable:
-                job.progress.set_message("saving the model")
-                job.saved = self.runs.save_run(result)
-                job.outcome = "Saved and made active for every session."
-            elif result.status == "stopped":
-                job.outcome = "Stopped before one full epoch: the active model is unchanged."
-            else:
-                job.outcome = "The active model is unchanged."
-            status, message = result.status, f"{result.message} {job.outcome}"
-        except Exception as exc:  # the worker must report, never die silently
+            while status is None:
+                try:
+                    kind, *payload = messages.get(timeout=POLL_S)
+                except queue_errors.Empty:
+                    if job.process.is_alive():
+                        status, message = self._stop_if_overdue(job)
+                    elif exited:  # a second empty poll after it ended: nothing more is coming
+                        status, message = self._died(job)
+                    exited = not job.process.is_alive()
+                    continue
+                if kind == "progress":
+                    name, args = payload
+                    getattr(job.progress, name)(*args)
+                elif kind == "weights":
+                    job.weights.publish(*payload)
+                elif kind == "result":
+                    status, message = self._ended(job, *payload)
+                else:  # "error": train() or saving raised in the process
+                    status, message = "failed", f"Training failed: {payload[0]}. {UNCHANGED}"
+                    job.outcome = UNCHANGED
+        except Exception as exc:  # the follower must report, never die silently
             traceback.print_exc()
-            job.outcome = "The active model is unchanged."
-            status, message = "failed", f"Training failed: {exc}. {job.outcome}"
+            status, message = "failed", f"Training failed: {exc}. {UNCHANGED}"
+        job.process.join(STOP_GRACE_S)
+        if job.process.is_alive():
+            job.process.kill()
         try:
             self.runs.record(job.config, job.result, status, message, job.saved)
         except Exception as exc:  # e.g. a full disk: the log is secondary to saying how the run ended
             message += f" (The run could not be logged: {exc})"
         job.progress.finish(status, message)
+
+    def _ended(self, job: TrainingJob, result: TrainResult, saved: ModelInfo | None) -> tuple[str, str]:
+        job.result, job.saved = result, saved
+        if saved is not None:
+            job.outcome = KEPT
+        elif result.status == "stopped":
+            job.outcome = "Stopped before one full epoch: the active model is unchanged."
+        else:
+            job.outcome = UNCHANGED
+        return result.status, f"{result.message} {job.outcome}"
+
+    @staticmethod
+    def _died(job: TrainingJob) -> tuple[str, str]:
+        """The process ended without a result: killed, out of memory, or a crash of TensorFlow itself."""
+        job.outcome = UNCHANGED
+        code = job.process.exitcode
+        how = (f"it was killed ({signal.Signals(-code).name}: out of memory, or ended by hand)" if code and code < 0
+               else f"it exited with status {code}")
+        return "failed", f"Training failed: the training process ended unexpectedly; {how}. {UNCHANGED}"
+
+    @staticmethod
+    def _stop_if_overdue(job: TrainingJob) -> tuple[str | None, str | None]:
+        """A run still training STOP_GRACE_S after Stop is ended by force; (None, None) otherwise."""
+        late = job.stop_requested_at is not None and time.monotonic() - job.stop_requested_at > STOP_GRACE_S
+        if late and job.progress.snapshot().status in ("pending", "running"):
+            job.process.kill()
+            job.process.join()
+            job.outcome = UNCHANGED
+            return "stopped", (f"Stopped: the training process did not stop within {STOP_GRACE_S:.0f} s and was "
+                               f"ended. {UNCHANGED}")
+        return None, None
+
+
+# --- in the training process -----------------------------------------------------------------------------
+
+def _forwarded(name: str):
+    def method(self, *args):
+        getattr(TrainingProgress, name)(self, *args)
+        self.messages.put(("progress", name, args))
+
+    method.__name__ = name
+    return method
+
+
+class _ForwardedProgress(TrainingProgress):
+    """The process' progress record; each change is also sent to the server, which replays it."""
+
+    def __init__(self, messages) -> None:
+        super().__init__()
+        self.messages = messages
+
+    begin = _forwarded("begin")
+    begin_epoch = _forwarded("begin_epoch")
+    record_batch = _forwarded("record_batch")
+    record_epoch = _forwarded("record_epoch")
+    set_message = _forwarded("set_message")
+    finish = _forwarded("finish")
+
+
+class _ForwardedBoard(WeightBoard):
+    """Each weight copy published in the process is sent to the server's board."""
+
+    def __init__(self, messages) -> None:
+        super().__init__()
+        self.messages = messages
+
+    def publish(self, weights, epoch: float, step: int) -> None:
+        self.messages.put(("weights", list(weights), epoch, step))
+
+
+def _exit_with_the_server() -> None:
+    """Watch the server from a thread of the training process; end the process if the server is gone."""
+    server = multiprocessing.parent_process()
+    while server.is_alive():
+        time.sleep(POLL_S)
+    os._exit(1)  # no clean-up: nobody is left to read the result
+
+
+def _train_in_process(config: TrainConfig, runs_root: str, messages, stop) -> None:
+    """The training process: train, keep the model if worth it, and send back the result without the model."""
+    import tensorflow as tf
+
+    threading.Thread(target=_exit_with_the_server, daemon=True).start()
+    tf.config.threading.set_intra_op_parallelism_threads(TRAIN_THREADS)  # before TensorFlow starts its pools
+    tf.config.threading.set_inter_op_parallelism_threads(TRAIN_THREADS)
+    try:
+        result = train(config, _ForwardedProgress(messages), stop, _ForwardedBoard(messages))
+        saved = None
+        if result.usable:
+            messages.put(("progress", "set_message", ("saving the model",)))
+            saved = RunStore(runs_root).save_run(result)
+        messages.put(("result", dataclasses.replace(result, model=None), saved))
+    except Exception as exc:
+        traceback.print_exc()
+        messages.put(("error", str(exc)))
+    messages.close()
+    messages.join_thread()  # everything sent before the process exits

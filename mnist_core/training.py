@@ -97,7 +97,7 @@ class TrainConfig:
 
 @dataclass(frozen=True)
 class TrainResult:
-    model: keras.Model
+    model: keras.Model | None  # None in the copy a training process sends back (the model is saved instead)
     config: TrainConfig
     status: str  # "completed" | "stopped" | "failed"
     message: str  # why it ended, in words

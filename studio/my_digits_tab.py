@@ -81,10 +81,8 @@ def _first_page() -> None:
     st.session_state["mine_page"] = 0
 
 
-def _stop() -> None:
-    job = resources.jobs().job
-    if job is not None and job.running:
-        job.stop()
+def _stop(number: int) -> None:
+    resources.jobs().stop(number)  # only that run: a late click never stops a newer one
 
 
 # --- layout ----------------------------------------------------------------------------------------------
@@ -198,8 +196,8 @@ def _progress() -> None:
     text = f"epoch {snap.epoch}/{snap.epochs} · {snap.message}" if snap.status == "running" else f"{snap.message}…"
     st.progress(snap.fraction, text=f"Fine-tuning: {text}")
     stop, note = st.columns([1, 3], vertical_alignment="center")
-    stop.button("Stop", key="finetune_stop_btn", on_click=_stop, width="stretch",
-                help="End the fine-tune after the current batch; a model with a full epoch is kept.")
+    stop.button("Stop", key="finetune_stop_btn", on_click=_stop, args=(job.number,), width="stretch",
+                help=f"End run #{job.number} after the current batch; a model with a full epoch is kept.")
     note.caption("The live curves are on the Train tab, and the Draw tab reads your drawing with the model as it "
                  "learns.")
 

@@ -59,10 +59,8 @@ def _start_training() -> None:
         st.session_state["train_error"] = f"Your digits cannot be read: {exc}"
 
 
-def _stop_training() -> None:
-    job = resources.jobs().job
-    if job is not None and job.running:
-        job.stop()
+def _stop_training(number: int) -> None:
+    resources.jobs().stop(number)  # only that run: a late click never stops a newer one
 
 
 # --- layout ----------------------------------------------------------------------------------------------
@@ -82,7 +80,9 @@ def render() -> None:
                 on_click=_start_training, width="stretch",
                 help="Start training with these settings; the run continues if you close the page.")
     right.button("Stop", key="stop_btn", disabled=not running, on_click=_stop_training,
-                 width="stretch", help="End the run after the current batch; a model with a full epoch is kept.")
+                 args=(job.number if running else 0,), width="stretch",
+                 help=(f"End run #{job.number} ({job.config.preset}) after the current batch; a model with a full "
+                       "epoch is kept.") if running else "No run is going.")
     if running:
         note.caption("A training job is running on this server (one at a time, shared by every session): "
                      "watch it below, or stop it to start another.")

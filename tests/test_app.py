@@ -112,16 +112,6 @@ def test_corrupt_active_model_falls_back_with_an_error(runs):
     assert any("Draw a digit" in i.value for i in at.info)  # the Draw tab still renders
 
 
-def test_streamlit_does_not_reset_keras_after_each_run(runs):
-    """Streamlit's per-run keras.backend.clear_session() would starve and disturb the training thread."""
-    from streamlit.runtime.scriptrunner import script_runner
-
-    from studio import keras_guard
-
-    run_app()
-    assert script_runner._clean_problem_modules is keras_guard._clean_problem_modules_keeping_keras
-
-
 # --- Train tab ------------------------------------------------------------------------------------------
 
 def test_train_tab_presets_recipe_and_summary(runs):

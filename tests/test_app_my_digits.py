@@ -224,8 +224,7 @@ def test_import_lists_skipped_files(runs, store, readable, tmp_path):
 
 
 def test_fine_tune_runs_and_shows_before_and_after(runs, store, twelve, monkeypatch):
-    monkeypatch.setattr(finetune, "REPLAY_IMAGES", 200)  # read at call time: a small, quick job
-    monkeypatch.setattr(finetune, "EPOCHS", 1)
+    monkeypatch.setattr(finetune, "EPOCHS", 1)  # read by the page when it makes the config: a quick job
     at = run_app()
     assert not at.container(key="finetune-result").metric  # no fine-tune yet
     at.button(key="finetune_btn").click().run()
@@ -276,7 +275,6 @@ def test_fine_tune_runs_and_shows_before_and_after(runs, store, twelve, monkeypa
 
 
 def test_stop_ends_the_fine_tune(runs, store, twelve, monkeypatch):
-    monkeypatch.setattr(finetune, "REPLAY_IMAGES", 200)
     monkeypatch.setattr(finetune, "EPOCHS", 3)  # long enough that the click lands before the end
     at = run_app()
     at.button(key="finetune_btn").click().run()

@@ -1,9 +1,14 @@
-"""mnist_core.jobs: the background training slot, its live weights and its run log, with real training."""
+"""mnist_core.jobs: the background training slot, its process, live weights and run log, with real training."""
 
 from __future__ import annotations
 
+import os
+import signal
+import time
+
 import pytest
 
+from mnist_core import jobs
 from mnist_core.jobs import JobAlreadyRunning, JobManager
 from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL
@@ -59,3 +64,50 @@ def test_a_job_stopped_before_one_epoch_is_logged_not_kept(manager):
     (record,) = manager.runs.history()
     assert record.status == "stopped" and record.model is None
     assert manager.runs.active_path() == DEFAULT_MODEL
+
+
+def _wait_until_training(job, timeout: float = 180) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        snap = job.snapshot()
+        if snap.status == "running" and snap.batch > 0:
+            return
+        time.sleep(0.1)
+    pytest.fail(f"the run did not start training within {timeout}s: {job.snapshot().message}")
+
+
+def test_training_runs_in_its_own_process(manager):
+    job = manager.start(SMALL)
+    assert job.process.pid != os.getpid() and job.process.is_alive()
+    job.join(300)
+    assert job.snapshot().status == "completed" and job.process.exitcode == 0
+    assert job.result.model is None and job.result.test_accuracy > 0.5  # the model came back as a file
+    assert job.snapshot().epochs_done == job.result.history  # progress replayed into the server's record
+
+
+def test_a_killed_training_process_is_a_failed_run_and_the_slot_frees(manager):
+    job = manager.start(TrainConfig(train_subset=20_000, test_subset=200, epochs=3))
+    _wait_until_training(job)
+    os.kill(job.process.pid, signal.SIGKILL)  # as the out-of-memory killer would
+    job.join(60)
+    snap = job.snapshot()
+    assert not job.running and snap.status == "failed"
+    assert "ended unexpectedly" in snap.message and "SIGKILL" in snap.message and "unchanged" in snap.message
+    (record,) = manager.runs.history()
+    assert record.status == "failed" and record.model is None and "SIGKILL" in record.message
+    assert manager.runs.active_path() == DEFAULT_MODEL
+    assert manager.start(SMALL).number == job.number + 1  # the slot is free again
+
+
+def test_stop_names_its_run_and_a_run_that_does_not_stop_is_ended(manager, monkeypatch):
+    job = manager.start(TrainConfig(train_subset=20_000, test_subset=200, epochs=3))
+    assert not manager.stop(job.number + 1)  # a click meant for another run stops nothing
+    _wait_until_training(job)
+    os.kill(job.process.pid, signal.SIGSTOP)  # a process that no longer answers
+    monkeypatch.setattr(jobs, "STOP_GRACE_S", 1.0)
+    assert manager.stop(job.number)
+    job.join(60)
+    snap = job.snapshot()
+    assert snap.status == "stopped" and "did not stop within 1 s and was ended" in snap.message
+    assert not job.process.is_alive()
+    assert manager.runs.history()[0].status == "stopped"
