@@ -13,6 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from mnist_core import data, finetune
+from mnist_core.digits_db import DigitStore
 from mnist_core.gpu import distribution_strategy
 from mnist_core.live import WeightBoard, WeightPublisher
 from mnist_core.model import PRESETS, build_model, compile_model, get_preset
@@ -215,8 +216,6 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
 
 def _user_digits(config: TrainConfig) -> finetune.UserSplit:
     """The user's digits: a fine-tune holds part of them out to measure; training from scratch uses all."""
-    from mnist_core.digits_db import DigitStore
-
     _, x, y = DigitStore(config.my_digits).arrays()
     if config.is_finetune and len(y) < finetune.MIN_DIGITS:
         raise ValueError(f"A fine-tune needs at least {finetune.MIN_DIGITS} of your digits; there are {len(y)}.")

@@ -88,7 +88,8 @@ def _drawing() -> None:
     active = resources.active_model()
     job = resources.jobs().job
     training = job is not None and job.running
-    draw, answer, *live = st.columns([1.2, 1, 1], gap="medium") if training else st.columns([1, 1], gap="large")
+    draw, answer_column, *live = (st.columns([1.2, 1, 1], gap="medium") if training
+                                  else st.columns([1, 1], gap="large"))
     with draw:
         st.markdown("**Draw a digit** — white ink on black, like MNIST")
         st.space(28)  # room for the canvas' floating toolbar (undo, redo, reset)
@@ -96,7 +97,7 @@ def _drawing() -> None:
         c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
         c1.slider("Stroke width", min_value=6, max_value=40, key="stroke_width")
         c2.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear, width="stretch")
-    with answer:
+    with answer_column:
         with st.container(key="prediction"):
             x = answer = None
             _teach_message()
