@@ -8,16 +8,14 @@ digits are read before and after.
 
 from __future__ import annotations
 
-import io
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from mnist_core import evalsets, finetune, handwriting
-from mnist_core.digits_db import DigitStore
+from mnist_core.digits_db import DigitStore, encode_png
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import preprocess_drawing
 from mnist_core.store import DEFAULT_MODEL
@@ -38,12 +36,6 @@ class WriterRow:
     mnist_before: float  # MNIST test accuracy
     mnist_after: float
     seconds: float  # the fine-tune's training time, per-epoch validation included
-
-
-def _png(rgba: np.ndarray) -> bytes:
-    out = io.BytesIO()
-    Image.fromarray(rgba).save(out, format="PNG")
-    return out.getvalue()
 
 
 def _teach_split(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np.ndarray:
@@ -67,8 +59,8 @@ def benchmark_writers(model: str | Path | None = None, root=None, quick: bool = 
         counts = [np.bincount(digits.labels[digits.writers == w], minlength=10) for w in writers]
         taught = np.array([np.minimum(c, shots).sum() for c in counts])
         left = np.array([c.sum() for c in counts]) - taught
-        writers = writers[taught >= finetune.MIN_DIGITS][np.argsort(-left[taught >= finetune.MIN_DIGITS],
-                                                                    kind="stable")][:QUICK_WRITERS]
+        enough = taught >= finetune.MIN_DIGITS
+        writers = writers[enough][np.argsort(-left[enough], kind="stable")][:QUICK_WRITERS]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for writer in writers:
@@ -79,7 +71,7 @@ def benchmark_writers(model: str | Path | None = None, root=None, quick: bool = 
             taught = _teach_split(own.labels, shots, np.random.default_rng(int(writer)))
             store = DigitStore(Path(tmp) / f"writer-{writer}.sqlite")
             for i in np.flatnonzero(taught):
-                store.add(int(own.labels[i]), x[i], _png(canvases[i]), "drawn")
+                store.add(int(own.labels[i]), x[i], encode_png(canvases[i]), "drawn")
             overrides = dict(holdout=0.0)  # the writer's other digits are the test
             if quick:
                 overrides.update(epochs=1, test_subset=1000)

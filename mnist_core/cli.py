@@ -130,7 +130,6 @@ def _run_and_save(config: TrainConfig, out: str | None):
 
     Returns the exit code and the TrainResult (None if the worker died).
     """
-    """Train in a worker thread with a progress bar (Ctrl-C stops after the batch); save to `out` if usable."""
     from mnist_core.gpu import configure_gpu
     from mnist_core.progress import TrainingProgress
     from mnist_core.runs import personal_dict

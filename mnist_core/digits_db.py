@@ -189,7 +189,7 @@ class DigitStore:
         with self._connect() as con, zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
             for row in con.execute(f"SELECT {_COLUMNS}, original_png FROM digits ORDER BY id"):
                 digit, name = _to_digit(row[:-1]), f"{row[0]:06d}.png"
-                archive.writestr(f"digits/{name}", _encode_png(digit.image))
+                archive.writestr(f"digits/{name}", encode_png(digit.image))
                 archive.writestr(f"originals/{name}", row[-1])
                 r = digit.reading
                 reading = ("", "", "") if r is None else (r.digit, r.confidence, r.model)
@@ -318,9 +318,10 @@ def _to_digit(row: tuple) -> MyDigit:
     return MyDigit(id_, created_at, label, np.frombuffer(image, dtype=np.uint8).reshape(SIZE, SIZE), source, reading)
 
 
-def _encode_png(pixels: np.ndarray) -> bytes:
+def encode_png(image: np.ndarray | Image.Image) -> bytes:
+    """A picture as PNG bytes: a PIL image, or a uint8 array ((H, W) grey, (H, W, 4) RGBA like the canvas')."""
     out = io.BytesIO()
-    Image.fromarray(pixels).save(out, format="PNG")  # uint8 (H, W): mode "L"
+    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(out, format="PNG")
     return out.getvalue()
 
 

@@ -3,7 +3,6 @@ why the model answers as it does; and, while a job runs, the reading of the netw
 
 from __future__ import annotations
 
-import io
 import time
 
 import numpy as np
@@ -11,7 +10,7 @@ import streamlit as st
 from PIL import Image
 
 from mnist_core.canvas import CANVAS_PX
-from mnist_core.digits_db import Reading
+from mnist_core.digits_db import Reading, encode_png
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
@@ -28,10 +27,8 @@ def _clear() -> None:
 def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source: str, reading: Reading | None) -> None:
     """Keep the digit with the user's label; a drawing's canvas is cleared for the next one."""
     try:
-        png = io.BytesIO()
-        (picture if isinstance(picture, Image.Image) else Image.fromarray(picture)).save(png, format="PNG")
         store = resources.digit_store()
-        store.add(label, x, png.getvalue(), source, reading)
+        store.add(label, x, encode_png(picture), source, reading)
         st.session_state["teach_message"] = ("success", f"Saved as {label} · {store.count()} of your digits")
         st.session_state["teach_saved"] = True
     except Exception as exc:  # a full disk or a damaged database: say so, keep the drawing

@@ -14,12 +14,11 @@ import numpy as np
 import pyarrow as pa
 import pytest
 from apptest_support import job_manager, run_app
-from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import finetune
 from mnist_core.data import to_float_images
-from mnist_core.digits_db import DigitStore
+from mnist_core.digits_db import DigitStore, encode_png
 from mnist_core.predict import Predictor
 from mnist_core.store import DEFAULT_MODEL, read_info
 from mnist_core.training import TrainConfig
@@ -42,14 +41,8 @@ def readable(mnist) -> tuple[np.ndarray, np.ndarray]:
     return x[right], y[right]
 
 
-def png(array: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(array).save(buf, "PNG")
-    return buf.getvalue()
-
-
 def add_digits(store: DigitStore, images: np.ndarray, labels) -> list[int]:
-    return [store.add(int(label), image, png(image), "drawn") for image, label in zip(images, labels)]
+    return [store.add(int(label), image, encode_png(image), "drawn") for image, label in zip(images, labels)]
 
 
 @pytest.fixture

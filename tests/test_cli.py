@@ -234,25 +234,16 @@ def test_no_module_imports_streamlit(tmp_path):
 # ---------------------------------------------------------------- your digits: digits, finetune
 
 
-def _png() -> bytes:
-    import io
-
-    from PIL import Image
-
-    out = io.BytesIO()
-    Image.new("L", (28, 28)).save(out, format="PNG")
-    return out.getvalue()
-
-
 @pytest.fixture(scope="module")
 def digits_db(tmp_path_factory, mnist):
     """A digits database with 12 real MNIST training digits (labels 0-9, then 0 and 1 again)."""
-    from mnist_core.digits_db import DigitStore
+    from mnist_core.digits_db import DigitStore, encode_png
 
     (x_train, y_train), _ = mnist
     store = DigitStore(tmp_path_factory.mktemp("digits") / "digits.sqlite")
     for i in range(12):
-        store.add(i % 10, x_train[list(y_train).index(i % 10) + 100 * (i // 10)], _png(), "drawn")
+        image = x_train[list(y_train).index(i % 10) + 100 * (i // 10)]
+        store.add(i % 10, image, encode_png(image), "drawn")
     return store
 
 

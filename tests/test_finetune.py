@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 
 import numpy as np
 import pytest
-from PIL import Image
 
 from mnist_core import finetune
-from mnist_core.digits_db import DigitStore
+from mnist_core.digits_db import DigitStore, encode_png
 from mnist_core.runs import RunStore
 from mnist_core.store import read_info
 from mnist_core.training import TrainConfig, train
@@ -38,12 +36,6 @@ def test_mix_repeats_the_users_digits_to_their_share():
     assert len(x) == 1000
 
 
-def _png() -> bytes:
-    out = io.BytesIO()
-    Image.new("L", (28, 28)).save(out, format="PNG")
-    return out.getvalue()
-
-
 @pytest.fixture
 def transposed_digits(tmp_path, mnist):
     """A hand MNIST never saw: 12 of each digit written transposed (mirrored about the diagonal)."""
@@ -51,7 +43,7 @@ def transposed_digits(tmp_path, mnist):
     store = DigitStore(tmp_path / "digits.sqlite")
     for digit in range(10):
         for image in x_train[30_000:][y_train[30_000:] == digit][:12]:
-            store.add(digit, image.T, _png(), "drawn")
+            store.add(digit, image.T, encode_png(image.T), "drawn")
     return store
 
 
@@ -95,7 +87,7 @@ def test_training_from_scratch_can_include_my_digits(transposed_digits):
 
 def test_finetune_refuses_too_few_digits_and_models_it_cannot_rebuild(saved_model, tmp_path, mnist):
     store = DigitStore(tmp_path / "few.sqlite")
-    store.add(3, mnist[0][0][7], _png(), "drawn")
+    store.add(3, mnist[0][0][7], encode_png(mnist[0][0][7]), "drawn")
     with pytest.raises(ValueError, match=f"at least {finetune.MIN_DIGITS} of your digits; there are 1"):
         train(TrainConfig.for_finetune(str(saved_model), str(store.path), epochs=1, test_subset=100))
     bare = tmp_path / "bare.keras"
