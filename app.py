@@ -13,20 +13,21 @@ def main() -> None:
     state.init()
     sidebar.render()
 
-    # Every tab renders on every run. Lazy tabs (on_change="rerun" and tab.open) were tried: under CPU load they
-    # reset the Draw tab's stroke-width slider to its minimum. The evaluation is cached once per model, and
-    # rendered last, so that a new model's first evaluation (a second or more) holds up no other tab.
+    # Every tab renders on every run, so no tab's widgets lose their state. The server knows which tab is open (a
+    # switch is one full run) only so that hidden live views stop redrawing themselves (studio.polling). The
+    # evaluation is cached once per model, and rendered last, so that a new model's first evaluation (a second
+    # or more) holds up no other tab.
     train, evaluate, gallery, draw, mine = st.tabs(
         [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
-         ":material/draw: Draw", ":material/person_edit: My digits"], key="tabs")
+         ":material/draw: Draw", ":material/person_edit: My digits"], key="tabs", on_change="rerun")
     with train:
-        train_tab.render()
+        train_tab.render(visible=bool(train.open))
     with gallery:
         gallery_tab.render()
     with draw:
-        draw_tab.render()
+        draw_tab.render(visible=bool(draw.open))
     with mine:
-        my_digits_tab.render()
+        my_digits_tab.render(visible=bool(mine.open))
     with evaluate:
         evaluate_tab.render()
 

@@ -3,25 +3,30 @@ why the model answers as it does; and, while a job runs, the reading of the netw
 
 from __future__ import annotations
 
+import hashlib
 import time
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mnist_core.canvas import CANVAS_PX
+from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
 from mnist_core.digits_db import Reading, encode_png
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
-from studio import charts, resources
+from studio import charts, polling, resources
 
 HINT = "Draw a digit on the black square: the model's answer appears here."
-LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly published weights
+LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly published weights (tab open only)
 
 
 def _clear() -> None:
-    st.session_state["canvas_counter"] += 1  # a new key is a new, empty canvas
+    """Empty the canvas. It keeps its key (a new key, under load, could leave the old canvas on the page beside
+    the new one): a new initial drawing empties it in the browser, which then sends the empty picture; until it
+    arrives, the drawing the canvas last sent is not read."""
+    st.session_state["canvas_counter"] += 1
+    st.session_state["canvas_cleared"] = st.session_state["canvas_seen"]
 
 
 def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source: str, reading: Reading | None) -> None:
@@ -61,19 +66,34 @@ def _rerun_page_after_a_save() -> None:
         st.rerun(scope="app")
 
 
-def _teach_message() -> None:
+def _teach_message(slot) -> None:
+    """The last label click's message, once, in `slot` (an st.empty)."""
     message = st.session_state.get("teach_message")
     if message:
         kind, text = message
-        (st.success if kind == "success" else st.error)(text, icon=":material/check:" if kind == "success" else None)
+        if kind == "success":
+            slot.success(text, icon=":material/check:")
+        else:
+            slot.error(text)
         st.session_state["teach_message"] = None  # shown once
 
 
-def render() -> None:
+def render(visible: bool = True) -> None:
+    """`visible`: this tab is the one on screen (the in-training reading redraws itself only then)."""
     if resources.active_model().predictor is None:
         st.warning("No model is loaded, so nothing can be predicted yet: see the sidebar, or train one in the "
                    "Train tab.")
-    _drawing()
+    job = resources.jobs().job
+    if job is not None and job.running:
+        # Side by side, not nested: a fragment inside the drawing's fragment interleaved its timed reruns with
+        # the drawing's and could leave an old answer, or a second canvas, on the page.
+        drawing, live = st.columns([2, 1], gap="medium")
+        with drawing:
+            _drawing()
+        with live:
+            polling.live(_live_reading, LIVE_REFRESH_S, running=True, visible=visible)
+    else:
+        _drawing()
     st.divider()
     _upload()
 
@@ -83,40 +103,42 @@ def _drawing() -> None:
     """Canvas and its prediction: a stroke reruns only this fragment, so answers stay fast during training."""
     _rerun_page_after_a_save()
     active = resources.active_model()
-    job = resources.jobs().job
-    training = job is not None and job.running
-    draw, answer_column, *live = (st.columns([1.2, 1, 1], gap="medium") if training
-                                  else st.columns([1, 1], gap="large"))
+    draw, answer_column = st.columns([1, 1], gap="large")
     with draw:
         st.markdown("**Draw a digit** — white ink on black, like MNIST")
         st.space(28)  # room for the canvas' floating toolbar (undo, redo, reset)
         image_data = _canvas()
         c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
-        c1.slider("Stroke width", min_value=6, max_value=40, key="stroke_width")
+        # The default is the widget's own value, not a Session State default: with the latter, a slider in a
+        # fragment on a tab that opens by a rerun was shown at its minimum (while the server kept 18).
+        c1.slider("Stroke width", min_value=6, max_value=40, value=DEFAULT_STROKE_WIDTH, key="stroke_width")
         c2.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear, width="stretch")
-    with answer_column:
-        with st.container(key="prediction"):
-            x = answer = None
-            _teach_message()
-            if image_data is not None:
-                try:
-                    x = preprocess_drawing(image_data)
-                except ValueError as exc:
-                    st.error(f"The drawing could not be read: {exc}")
-            if x is None:
-                st.info(HINT)
-            else:
-                answer = show_prediction(x, active.predictor, "Prediction", _model_caption(active))
-                _teach_row("teach", answer, x, image_data, "drawn", str(active.path))
-                st.download_button("Download the 28×28 drawing", charts.png_28(x), file_name="drawing-28x28.png",
-                                   mime="image/png", key="download_drawing", icon=":material/download:",
-                                   on_click="ignore", help="Exactly what the model reads: 28×28 grey PNG.")
+    # Each part that comes and goes is one slot (st.empty) holding one element or one container, so that Clear
+    # replaces an answer outright. Leaving it to Streamlit's removal of elements a run no longer draws is not
+    # enough: when another fragment's run follows at once (a timer, another tab's view), that removal can be
+    # skipped and the old answer stays beside the hint.
+    with answer_column, st.container(key="prediction"):
+        message, shown = st.empty(), st.empty()
+    why = st.empty()
+    x = answer = None
+    _teach_message(message)
+    if image_data is not None:
+        try:
+            x = preprocess_drawing(image_data)
+        except ValueError as exc:
+            message.error(f"The drawing could not be read: {exc}")
     st.session_state["drawing_x"] = x
-    if live:
-        with live[0]:
-            _live_reading()
+    if x is None:
+        shown.info(HINT)
+        return
+    with shown.container():
+        answer = show_prediction(x, active.predictor, "Prediction", _model_caption(active))
+        _teach_row("teach", answer, x, image_data, "drawn", str(active.path))
+        st.download_button("Download the 28×28 drawing", charts.png_28(x), file_name="drawing-28x28.png",
+                           mime="image/png", key="download_drawing", icon=":material/download:",
+                           on_click="ignore", help="Exactly what the model reads: 28×28 grey PNG.")
     if answer is not None:
-        with st.container(key="explain"):
+        with why.container(key="explain"):
             st.subheader("Why this answer")
             _why(x, answer[0], active)
 
@@ -125,27 +147,29 @@ def _model_caption(active: resources.ActiveModel) -> str:
     return f"Model: {active.info.preset if active.info else 'unknown'}"
 
 
-@st.fragment(run_every=LIVE_REFRESH_S)
 def _live_reading() -> None:
-    """The network being trained reads the current drawing, with the weights its worker last published."""
+    """The network being trained reads the current drawing, with the weights its worker last published; a new
+    drawing is read at the next redraw."""
     job = resources.jobs().job
     with st.container(key="live-prediction"):
-        if job is None or not job.running:
-            st.info(f"Training has ended. {job.outcome if job is not None else ''}")
-            return
-        try:
-            live = resources.live_model(job)
-            published = live.refresh(job.weights)
-        except Exception as exc:  # training goes on regardless; only this view is lost
-            st.error(f"The network in training cannot be read: {exc}")
-            return
-        x = st.session_state.get("drawing_x")
-        if published is None:
-            st.info("Waiting for the network in training to publish its first weights…")
-        elif x is None:
-            st.info(f"The network being trained ({job.config.preset}, {published.label}) will read your drawing "
-                    "here as it learns.")
-        else:
+        shown = st.empty()  # one slot, as in _drawing
+    if job is None or not job.running:
+        shown.info(f"Training has ended. {job.outcome if job is not None else ''}")
+        return
+    try:
+        live = resources.live_model(job)
+        published = live.refresh(job.weights)
+    except Exception as exc:  # training goes on regardless; only this view is lost
+        shown.error(f"The network in training cannot be read: {exc}")
+        return
+    x = st.session_state.get("drawing_x")
+    if published is None:
+        shown.info("Waiting for the network in training to publish its first weights…")
+    elif x is None:
+        shown.info(f"The network being trained ({job.config.preset}, {published.label}) will read your drawing "
+                   "here as it learns.")
+    else:
+        with shown.container():
             show_prediction(x, live, "In training",
                             f"Network being trained: {job.config.preset}, {published.label} · updates by itself")
 
@@ -185,7 +209,7 @@ def _canvas() -> np.ndarray | None:
     with st.container(key="canvas"):
         result = st_canvas(
             fill_color="rgba(0,0,0,0)",
-            stroke_width=int(st.session_state["stroke_width"]),
+            stroke_width=int(st.session_state.get("stroke_width", DEFAULT_STROKE_WIDTH)),  # drawn before the slider
             stroke_color="#FFFFFF",
             background_color="#000000",
             width=CANVAS_PX,
@@ -193,13 +217,20 @@ def _canvas() -> np.ndarray | None:
             drawing_mode="freedraw",
             update_streamlit=True,
             return_image_data=True,
-            key=f"canvas-{st.session_state['canvas_counter']}",
+            initial_drawing={"objects": [], "clears": st.session_state["canvas_counter"]},  # changed: emptied
+            key="drawing_canvas",
         )
     try:
-        return result.image_data
+        png, image = result.image_bytes, result.image_data
     except Exception as exc:  # a malformed payload from the browser
         st.error(f"The canvas sent an unreadable image: {exc}")
         return None
+    seen = None if png is None else hashlib.sha1(png).hexdigest()
+    st.session_state["canvas_seen"] = seen
+    if seen is not None and seen == st.session_state["canvas_cleared"]:
+        return None  # cleared: the browser has not sent the empty canvas yet
+    st.session_state["canvas_cleared"] = None
+    return image
 
 
 def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, heading: str,
@@ -236,26 +267,28 @@ def _upload() -> None:
     st.markdown("**Or upload a picture of a digit** — dark on light (paper) or light on dark both work")
     upload = st.file_uploader("Digit image", type=["png", "jpg", "jpeg"], key="upload",
                               help="PNG or JPEG, up to 5 MB. The digit is cropped, scaled and centred like MNIST.")
+    shown = st.empty()  # one slot for whatever the upload shows: removing the file replaces it outright (_drawing)
     if upload is None:
         return
     try:
         image = load_upload(upload.getvalue())
         x = preprocess_image(image)
     except ImageUploadError as exc:
-        st.error(f"{upload.name}: {exc}")
+        shown.error(f"{upload.name}: {exc}")
         return
     except Exception as exc:  # anything else a strange file can trigger must not take the page down
-        st.error(f"{upload.name} could not be read as a digit picture: {exc}")
+        shown.error(f"{upload.name} could not be read as a digit picture: {exc}")
         return
     if x is None:
-        st.warning(f"{upload.name}: no digit found — the picture looks blank.")
+        shown.warning(f"{upload.name}: no digit found — the picture looks blank.")
         return
-    original, column = st.columns([1, 3], gap="large")
-    original.image(image.convert("RGB"), caption=upload.name, width=180)
-    with column, st.container(key="upload-prediction"):
-        answer = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
-        _teach_row("teach-upload", answer, x, image, "uploaded", str(active.path))
-        _teach_message()
-    if answer is not None:
-        with st.expander("Why this answer", key="upload-explain"):
-            _why(x, answer[0], active)
+    with shown.container():
+        original, column = st.columns([1, 3], gap="large")
+        original.image(image.convert("RGB"), caption=upload.name, width=180)
+        with column, st.container(key="upload-prediction"):
+            answer = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
+            _teach_row("teach-upload", answer, x, image, "uploaded", str(active.path))
+            _teach_message(st.empty())
+        if answer is not None:
+            with st.expander("Why this answer", key="upload-explain"):
+                _why(x, answer[0], active)

@@ -14,13 +14,13 @@ from mnist_core.digits_db import DigitsDatabaseError, DigitsImportError, DigitSt
 from mnist_core.jobs import JobAlreadyRunning
 from mnist_core.store import ModelFileError, utc_minute
 from mnist_core.training import TrainConfig
-from studio import charts, resources
+from studio import charts, host, polling, resources
 from studio.paging import pager
 
 PAGE_SIZE = 20  # 4 rows of 5: each digit carries its own widgets, so few per page keeps reruns fast
 COLUMNS = 5
 DIGIT_CHOICES = ["All"] + [str(d) for d in range(10)]
-REFRESH_S = 1.0  # progress redraw interval while a fine-tune runs
+REFRESH_S = 1.0  # progress redraw interval while a fine-tune runs and this tab is open
 RED = np.array([255, 85, 85], np.uint8)
 
 
@@ -66,6 +66,9 @@ def _import() -> None:
 
 
 def _start_finetune() -> None:
+    if not host.unlocked():  # the button is disabled then; this refuses a click sent anyway
+        _say("error", host.LOCKED, "finetune")
+        return
     try:
         active, store = resources.active_model(), resources.digit_store()
         resources.jobs().start(TrainConfig.for_finetune(str(active.path), str(store.path)))
@@ -82,6 +85,9 @@ def _first_page() -> None:
 
 
 def _stop(number: int) -> None:
+    if not host.unlocked():
+        _say("error", host.LOCKED, "finetune")
+        return
     resources.jobs().stop(number)  # only that run: a late click never stops a newer one
 
 
@@ -110,7 +116,8 @@ def _readings(model: str, mtime_ns: int, ids: bytes, _images: np.ndarray, _predi
     return _predictor.predict(to_float_images(_images)[..., 0])
 
 
-def render() -> None:
+def render(visible: bool = True) -> None:
+    """`visible`: this tab is the one on screen (the fine-tune's progress redraws itself only then)."""
     try:
         store = resources.digit_store()
     except DigitsDatabaseError as exc:  # a corrupt file: say so, and keep the rest of the page working
@@ -140,7 +147,7 @@ def render() -> None:
         else:
             text += " · no model is loaded to read them"
         line.markdown(text)
-    _finetune(store, active, len(ids))
+    _finetune(store, active, len(ids), visible)
     if len(ids):
         st.divider()
         _gallery(store, readings)
@@ -158,7 +165,7 @@ def _counts_chart(counts: np.ndarray) -> alt.Chart:
     ).properties(height=150)
 
 
-def _finetune(store: DigitStore, active: resources.ActiveModel, n: int) -> None:
+def _finetune(store: DigitStore, active: resources.ActiveModel, n: int, visible: bool) -> None:
     job = resources.jobs().job
     running = job is not None and job.running
     reason = None
@@ -168,6 +175,8 @@ def _finetune(store: DigitStore, active: resources.ActiveModel, n: int) -> None:
         reason = "A training job is running on this server: wait for it to end, or stop it."
     elif active.predictor is None:
         reason = "There is no active model to start from: train one in the Train tab."
+    elif not host.unlocked():
+        reason = host.LOCKED
     button, note = st.columns([1, 3], vertical_alignment="center")
     button.button("Fine-tune on my digits", key="finetune_btn", type="primary", icon=":material/tune:",
                   disabled=reason is not None, on_click=_start_finetune, width="stretch",
@@ -180,15 +189,15 @@ def _finetune(store: DigitStore, active: resources.ActiveModel, n: int) -> None:
     _show_message("finetune")
     if running and job.config.is_finetune:
         with st.container(key="finetune-progress"):
-            _progress()
+            polling.live(_progress, REFRESH_S, running=True, visible=visible)
     with st.container(key="finetune-result"):
         _result()
 
 
-@st.fragment(run_every=REFRESH_S)
 def _progress() -> None:
     """Drawn only while a fine-tune runs; when it ends, one full rerun shows the result and frees the button
-    (and that run no longer draws this fragment, so it cannot loop)."""
+    (and that run no longer draws this fragment, so it cannot loop). A hidden tab's copy is not redrawn: the
+    watcher's full run catches the end."""
     job = resources.jobs().job
     if job is None or not job.running:
         st.rerun(scope="app")
@@ -197,6 +206,7 @@ def _progress() -> None:
     st.progress(snap.fraction, text=f"Fine-tuning: {text}")
     stop, note = st.columns([1, 3], vertical_alignment="center")
     stop.button("Stop", key="finetune_stop_btn", on_click=_stop, args=(job.number,), width="stretch",
+                disabled=not host.unlocked(),
                 help=f"End run #{job.number} after the current batch; a model with a full epoch is kept.")
     note.caption("The live curves are on the Train tab, and the Draw tab reads your drawing with the model as it "
                  "learns.")

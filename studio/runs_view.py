@@ -9,7 +9,7 @@ import streamlit as st
 
 from mnist_core.runs import RunRecord
 from mnist_core.store import DEFAULT_MODEL, utc_minute
-from studio import resources
+from studio import host, resources
 
 
 def _describe(record: RunRecord) -> str:
@@ -36,6 +36,9 @@ def _model_state(record: RunRecord, active: Path) -> str:
 
 def _make_active(path: str) -> None:
     st.session_state["runs_error"] = None
+    if not host.unlocked():  # the button is disabled then; this refuses a click sent anyway
+        st.session_state["runs_error"] = host.LOCKED
+        return
     try:
         resources.runs().set_active(path)
     except OSError as exc:  # vanished file, unwritable runs folder
@@ -44,6 +47,9 @@ def _make_active(path: str) -> None:
 
 def _delete_model(path: str) -> None:
     st.session_state["runs_error"] = None
+    if not host.unlocked():
+        st.session_state["runs_error"] = host.LOCKED
+        return
     try:
         resources.runs().delete_model(path)
     except (ValueError, OSError) as exc:  # the active model, a file not ours, a read-only folder
@@ -52,9 +58,10 @@ def _delete_model(path: str) -> None:
 
 def _delete_popover(container, record: RunRecord, state: str) -> None:
     """Deleting asks once more, inside a popover, and says what stays."""
+    locked = not host.unlocked()
     pop = container.popover("Delete model", icon=":material/delete:", width="stretch", key="delete_model_popover",
-                            disabled=state != "saved",
-                            help={"saved": "Free the disk space of this run's model file.",
+                            disabled=state != "saved" or locked,
+                            help=host.LOCKED if locked else {"saved": "Free the disk space of this run's model file.",
                                   "active": "Make another model active before deleting this one.",
                                   "not kept": "This run ended without a model.",
                                   "file deleted": "This run's model file is already gone."}[state])
@@ -102,9 +109,10 @@ def render() -> None:
         chosen = pick.selectbox("Run", list(by_id), format_func=lambda i: _describe(by_id[i]), key="runs_choice")
         record = by_id.get(chosen, records[0])
         state = _model_state(record, active)
+        locked = not host.unlocked()
         use.button("Make active", key="make_active_btn", icon=":material/check_circle:", width="stretch",
-                   disabled=state != "saved", on_click=_make_active, args=(record.model,),
-                   help={"saved": "Every session will read digits with this run's model.",
+                   disabled=state != "saved" or locked, on_click=_make_active, args=(record.model,),
+                   help=host.LOCKED if locked else {"saved": "Every session will read digits with this run's model.",
                          "active": "This run's model is already the active one.",
                          "not kept": "This run ended without a model worth keeping.",
                          "file deleted": "This run's model file is gone."}[state])
@@ -115,5 +123,5 @@ def render() -> None:
         _delete_popover(delete, record, state)
     if active != DEFAULT_MODEL.resolve():
         st.button("Use the shipped model", key="use_default_btn", icon=":material/restart_alt:",
-                  on_click=_make_active, args=(str(DEFAULT_MODEL),),
+                  on_click=_make_active, args=(str(DEFAULT_MODEL),), disabled=not host.unlocked(),
                   help="Make the model that comes with the studio active again.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mnist_core.store import utc_minute
-from studio import resources
+from studio import host, resources
 
 
 def model_summary_line(active: resources.ActiveModel) -> str:
@@ -54,3 +54,4 @@ def render() -> None:
         job = resources.jobs().job
         if job is not None and job.running:
             st.info(f"Training **{job.config.preset}** in the Train tab…")
+        host.render()

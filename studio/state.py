@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 from mnist_core.model import PRESETS
 
 FULL_TRAIN = 60_000  # MNIST's training split
@@ -41,8 +40,9 @@ DEFAULTS = {
     "gallery_page": 0,
     "gallery_seed": None,  # None: dataset order; an int: shuffled with that seed
     # Draw tab
-    "canvas_counter": 0,  # part of the canvas key: Clear increments it, which gives a fresh canvas
-    "stroke_width": DEFAULT_STROKE_WIDTH,
+    "canvas_counter": 0,  # Clear increments it: part of the canvas' initial drawing, so a change empties it
+    "canvas_seen": None,  # fingerprint of the picture the canvas last sent (None: nothing drawn yet)
+    "canvas_cleared": None,  # the fingerprint on the canvas when Clear was pressed: not read again
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
     "teach_message": None,  # "Saved as 4 · 37 of your digits", shown once after a label click
     "teach_saved": False,  # a label click saved a digit: the next fragment run reruns the page (My digits)
@@ -57,6 +57,9 @@ DEFAULTS = {
     "eval_drawing": 0,  # counts heatmap drawings: part of each click's selection (evaluate_tab)
     # Runs (Train tab)
     "runs_error": None,  # message from the last "Make active" click, shown once
+    # Host controls (studio.host)
+    "host_unlocked": False,  # this page gave the host password
+    "host_message": None,  # "Wrong password…", shown once
     # What the last full run showed, so the watcher can tell when another session changed things
     "seen_state": None,
 }

@@ -12,11 +12,11 @@ from mnist_core.digits_db import DigitsDatabaseError
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
 from mnist_core.training import SCHEDULES, TrainConfig
-from studio import charts, resources, runs_view
+from studio import charts, host, polling, resources, runs_view
 from studio.state import FULL_TEST, FULL_TRAIN, recipe
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
-REFRESH_S = 1.0  # live view redraw interval while a job runs
+REFRESH_S = 1.0  # live view redraw interval while a job runs and this tab is open
 
 
 def _first_line(text: str) -> str:
@@ -49,6 +49,9 @@ def _config_from_state() -> TrainConfig:
 
 def _start_training() -> None:
     st.session_state["train_error"] = None
+    if not host.unlocked():  # the button is disabled then; this refuses a click sent anyway
+        st.session_state["train_error"] = host.LOCKED
+        return
     try:
         resources.jobs().start(_config_from_state())
     except JobAlreadyRunning as exc:
@@ -60,14 +63,19 @@ def _start_training() -> None:
 
 
 def _stop_training(number: int) -> None:
+    if not host.unlocked():
+        st.session_state["train_error"] = host.LOCKED
+        return
     resources.jobs().stop(number)  # only that run: a late click never stops a newer one
 
 
 # --- layout ----------------------------------------------------------------------------------------------
 
-def render() -> None:
+def render(visible: bool = True) -> None:
+    """`visible`: this tab is the one on screen (the live view redraws itself only then)."""
     job = resources.jobs().job
     running = job is not None and job.running
+    locked = not host.unlocked()
 
     controls, network = st.columns([3, 2], gap="large")
     with controls:
@@ -76,13 +84,15 @@ def render() -> None:
         _network_summary(st.session_state["train_preset"])
 
     left, right, note = st.columns([1, 1, 6], vertical_alignment="center")
-    left.button("Train", key="train_btn", type="primary", disabled=running,
+    left.button("Train", key="train_btn", type="primary", disabled=running or locked,
                 on_click=_start_training, width="stretch",
-                help="Start training with these settings; the run continues if you close the page.")
-    right.button("Stop", key="stop_btn", disabled=not running, on_click=_stop_training,
+                help=host.LOCKED if locked else "Start training with these settings; the run continues if you "
+                                                "close the page.")
+    right.button("Stop", key="stop_btn", disabled=not running or locked, on_click=_stop_training,
                  args=(job.number if running else 0,), width="stretch",
-                 help=(f"End run #{job.number} ({job.config.preset}) after the current batch; a model with a full "
-                       "epoch is kept.") if running else "No run is going.")
+                 help=host.LOCKED if locked else (
+                     f"End run #{job.number} ({job.config.preset}) after the current batch; a model with a full "
+                     "epoch is kept.") if running else "No run is going.")
     if running:
         note.caption("A training job is running on this server (one at a time, shared by every session): "
                      "watch it below, or stop it to start another.")
@@ -95,7 +105,7 @@ def render() -> None:
         st.info("No training run on this server yet. Pick a preset and press **Train**; "
                 "for a quick try, lower the number of training images.")
     elif running:
-        _live_job()
+        polling.live(_live_job, REFRESH_S, running=True, visible=visible)
     else:
         _job_view(job)
     st.divider()
@@ -165,7 +175,6 @@ def _network_summary(preset: str) -> None:
 
 # --- the job ---------------------------------------------------------------------------------------------
 
-@st.fragment(run_every=REFRESH_S)
 def _live_job() -> None:
     """Redraws the running job; when it ends, one full rerun so the sidebar and buttons catch up."""
     job = resources.jobs().job

@@ -422,7 +422,7 @@ def test_draw_tab_shows_the_hint_and_no_prediction_when_empty(active):
     assert at.slider(key="stroke_width").value == DEFAULT_STROKE_WIDTH
     counter = at.session_state["canvas_counter"]
     at.button(key="clear_canvas").click().run()
-    assert at.session_state["canvas_counter"] == counter + 1  # a new canvas key: an empty canvas
+    assert at.session_state["canvas_counter"] == counter + 1  # a new initial drawing: an empty canvas
 
 
 def test_upload_of_a_paper_digit_is_predicted(active, saved_model, mnist):

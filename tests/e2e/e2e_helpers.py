@@ -67,10 +67,11 @@ def _wait_healthy(url: str, server: subprocess.Popen, log: Path, timeout: float 
 
 
 @contextlib.contextmanager
-def run_server(runs_dir: Path, log: Path) -> Iterator[str]:
-    """`streamlit run app.py` on a free port with MNIST_STUDIO_RUNS=runs_dir; stopped afterwards, pass or fail."""
+def run_server(runs_dir: Path, log: Path, env: dict[str, str] | None = None) -> Iterator[str]:
+    """`streamlit run app.py` on a free port with MNIST_STUDIO_RUNS=runs_dir (and `env`); stopped afterwards,
+    pass or fail."""
     port = _free_port()
-    env = {**os.environ, "MNIST_STUDIO_RUNS": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2"}
+    env = {**os.environ, "MNIST_STUDIO_RUNS": str(runs_dir), "TF_CPP_MIN_LOG_LEVEL": "2", **(env or {})}
     with log.open("w") as out:
         proc = subprocess.Popen(
             [sys.executable, "-m", "streamlit", "run", "app.py", "--server.headless", "true",
@@ -203,3 +204,20 @@ def save_screenshot(page: Page, name: str, docs_name: str | None = None) -> Path
         DOCS.mkdir(exist_ok=True)
         shutil.copyfile(path, DOCS / f"{docs_name}.png")
     return path
+
+
+def server_pid(url: str) -> int | None:
+    """The pid of the `streamlit run` process that run_server started for `url` (found by its command line)."""
+    port = url.rsplit(":", 1)[-1].strip("/")
+    wanted = ["--server.port", port]
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if "streamlit" in argv and any(argv[i:i + 2] == wanted for i in range(len(argv) - 1)):
+            found.append(int(entry.name))
+    return min(found) if found else None

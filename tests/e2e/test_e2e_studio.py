@@ -17,7 +17,7 @@ from playwright.sync_api import Page, expect
 
 from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, save_screenshot,
                          shipped_model_line, wait_idle)
-from studio.state import DEFAULTS
+from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 
 PREDICTION = ".st-key-prediction"
 UPLOAD_PREDICTION = ".st-key-upload-prediction"
@@ -110,7 +110,7 @@ def test_drawing_is_read(page: Page, digit: str, place: str):
     wait_idle(page)
     # The app's default stroke width (on the 280 px canvas) is what these drawings use.
     stroke = page.get_by_test_id("stSlider").filter(has_text="Stroke width").get_by_role("slider")
-    expect(stroke).to_have_value(str(DEFAULTS["stroke_width"]))
+    expect(stroke).to_have_value(str(DEFAULT_STROKE_WIDTH))
     expect(page.locator(PREDICTION)).not_to_contain_text("Prediction")
     draw_polyline(page, SHAPES[digit](*PLACES[place]))
     expect(prediction_heading(page)).to_have_text(f"Prediction: {digit}", timeout=SLOW_MS)

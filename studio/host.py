@@ -1,0 +1,68 @@
+"""Host-only controls: with a password set, anyone may draw, upload and browse, but only a page that has been
+unlocked with the password may train, stop, fine-tune, make a model active or delete one.
+
+The password comes from $MNIST_STUDIO_PASSWORD, else from `host_password` in .streamlit/secrets.toml; with
+neither, every page is the host's (a studio on one's own machine needs no password).
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+
+import streamlit as st
+
+PASSWORD_ENV = "MNIST_STUDIO_PASSWORD"
+SECRET_KEY = "host_password"
+LOCKED = "Only the host can do this on this server: unlock the host controls in the sidebar."
+
+
+def password() -> str | None:
+    """The host password, or None when none is set (an empty value counts as none)."""
+    value = os.environ.get(PASSWORD_ENV)
+    if not value:
+        try:
+            value = st.secrets.get(SECRET_KEY)
+        except FileNotFoundError:  # no secrets.toml: Streamlit's own error is a FileNotFoundError
+            value = None
+    return str(value) if value else None
+
+
+def unlocked() -> bool:
+    """May this page use the host's controls?"""
+    return password() is None or bool(st.session_state.get("host_unlocked"))
+
+
+def _unlock() -> None:
+    given = st.session_state.get("host_password_input") or ""
+    expected = password()
+    st.session_state["host_password_input"] = ""  # never kept in the page
+    if expected is not None and hmac.compare_digest(given.encode(), expected.encode()):
+        st.session_state["host_unlocked"], st.session_state["host_message"] = True, None
+    else:
+        st.session_state["host_message"] = "Wrong password: the host controls stay locked."
+
+
+def _lock() -> None:
+    st.session_state["host_unlocked"] = False
+
+
+def render() -> None:
+    """The sidebar's unlock box; nothing when no password is set."""
+    if password() is None:
+        return
+    st.subheader("Host controls")
+    if unlocked():
+        st.caption("Unlocked on this page: Train, Stop, fine-tuning, Make active and Delete.")
+        st.button("Lock", key="host_lock_btn", icon=":material/lock:", on_click=_lock, width="stretch")
+        return
+    st.caption("Drawing, uploads, the gallery and Evaluate are open to everyone; training and changing the "
+               "model need the host's password.")
+    with st.form("host_unlock", border=False):  # Enter in the box unlocks too
+        st.text_input("Host password", type="password", key="host_password_input")
+        st.form_submit_button("Unlock", key="host_unlock_btn", icon=":material/lock_open:", on_click=_unlock,
+                              width="stretch")
+    message = st.session_state.get("host_message")
+    if message:
+        st.error(message)
+        st.session_state["host_message"] = None  # shown once

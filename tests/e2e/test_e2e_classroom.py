@@ -1,0 +1,189 @@
+"""Browser tests of one server shared by a class while a run trains: Clear and upload removal leave no old
+answer, hidden live views stay quiet, a training process killed from outside ends as a failed run while
+the page keeps answering, and with a host password only the host's page can train.
+
+Each test gets its own server and, where it needs one, starts a run long enough to outlast it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import time
+from pathlib import Path
+
+from PIL import Image
+from playwright.sync_api import Page, expect
+
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, VIEWPORT, assert_no_exception, canvas_origin, draw_polyline,
+                         open_tab, prediction_heading, run_server, wait_idle)
+from studio.host import PASSWORD_ENV
+from test_e2e_studio import one, seven
+from test_e2e_training import CURVES, set_recipe, start_run
+
+PREDICTION, EXPLAIN, UPLOAD_PREDICTION = ".st-key-prediction", ".st-key-explain", ".st-key-upload-prediction"
+HINT = "Draw a digit on the black square"
+ANSWER_MS = 30_000  # an answer on a 2-core box that is also training
+QUIET_S = 2.0  # how long a cleared page is watched for an old answer coming back
+
+
+def start_long_run(page: Page) -> None:
+    """A run that outlasts the test: 10 epochs of 60,000 images in batches of 32."""
+    set_recipe(page, epochs=10, train_images=60_000, test_images=1_000)
+    start_run(page)
+
+
+def stop_the_run(page: Page) -> None:
+    open_tab(page, "Train")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(page.locator(CURVES)).to_contain_text("Stopped.", timeout=30_000)
+
+
+def assert_stays_clear(page: Page) -> None:
+    """One empty canvas, the hint, and no answer or explanation, now and QUIET_S later."""
+    for _ in range(2):
+        expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_have_count(1, timeout=ANSWER_MS)
+        expect(page.locator(PREDICTION)).to_contain_text(HINT, timeout=ANSWER_MS)
+        expect(prediction_heading(page)).to_have_count(0)
+        expect(page.locator(EXPLAIN)).to_have_count(0)
+        time.sleep(QUIET_S)
+
+
+def test_clear_and_upload_removal_leave_no_old_answer_while_a_run_trains(fresh_server, open_page, mnist,
+                                                                         tmp_path):
+    host = open_page(fresh_server)
+    start_long_run(host)
+    (_, _), (x_test, y_test) = mnist
+    paper = Image.fromarray(255 - x_test[0]).resize((140, 140), Image.Resampling.BILINEAR)
+    assert int(y_test[0]) == 7
+
+    page = open_page(fresh_server)  # a pupil's page, beside the host's
+    open_tab(page, "Draw")
+    expect(page.locator(".st-key-live-prediction")).to_be_visible(timeout=ANSWER_MS)
+    for i in range(6):
+        digit, shape = ("7", seven) if i % 2 == 0 else ("1", one)
+        draw_polyline(page, shape(140, 140, 180))
+        expect(prediction_heading(page)).to_have_text(f"Prediction: {digit}", timeout=ANSWER_MS)
+        expect(page.locator(EXPLAIN)).to_contain_text(f"Saliency for {digit}", timeout=ANSWER_MS)
+        page.get_by_role("button", name=re.compile(r"\bClear$")).click()
+        assert_stays_clear(page)
+        canvas_origin(page)  # one canvas of the right size, ready for the next drawing
+
+    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Digit image")
+    for i in range(3):
+        picture = tmp_path / f"seven-{i}.png"  # the same file again would not count as a new choice
+        paper.save(picture)
+        uploader.locator('input[type="file"]').set_input_files(picture)
+        expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text("Uploaded image: 7", timeout=ANSWER_MS)
+        uploader.get_by_role("button", name=f"Remove {picture.name}").click()
+        for _ in range(2):
+            expect(page.locator(UPLOAD_PREDICTION)).to_have_count(0, timeout=ANSWER_MS)
+            expect(page.get_by_test_id("stImageCaption").filter(has_text=picture.name)).to_have_count(0)
+            time.sleep(QUIET_S)
+    assert_no_exception(page)
+    stop_the_run(host)
+
+
+def _sent_frames(browser, url: str) -> tuple[Page, list[float]]:
+    """A new session's page, and the times at which it sends anything to the server (each rerun request)."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    sent: list[float] = []
+    page.on("websocket", lambda ws: ws.on("framesent", lambda _payload: sent.append(time.monotonic())))
+    page.goto(url)
+    expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
+    return page, sent
+
+
+def _frames_within(page: Page, sent: list[float], seconds: float) -> int:
+    wait_idle(page)
+    start = time.monotonic()
+    page.wait_for_timeout(seconds * 1000)  # not time.sleep: Playwright delivers events only while it waits
+    return sum(start <= t < start + seconds for t in sent)
+
+
+def test_a_page_redraws_the_live_view_only_while_its_tab_is_open(fresh_server, open_page, browser):
+    host = open_page(fresh_server)
+    start_long_run(host)
+    open_tab(host, "Gallery")  # the host's page must not redraw either
+
+    page, sent = _sent_frames(browser, fresh_server)
+    try:
+        open_tab(page, "Gallery")
+        hidden = _frames_within(page, sent, 8)
+        open_tab(page, "Train")
+        expect(page.locator(CURVES)).to_contain_text("Training run", timeout=ANSWER_MS)
+        shown = _frames_within(page, sent, 8)
+        open_tab(page, "Evaluate")
+        hidden_again = _frames_within(page, sent, 8)
+    finally:
+        page.context.close()
+    print(f"requests in 8 s: Gallery {hidden}, Train {shown}, Evaluate {hidden_again}")
+    # Open, the live view asks for a redraw every second; hidden, only the 5 s watcher asks.
+    assert shown >= 5, shown
+    assert hidden <= 2 and hidden_again <= 2, (hidden, hidden_again)
+    stop_the_run(host)
+
+
+def _training_process(runs: Path) -> int:
+    """The pid of the spawned training process of the server that writes to `runs`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and f"MNIST_STUDIO_RUNS={runs}".encode() in environ.split(b"\0"):
+            return int(entry.name)
+    raise AssertionError(f"no training process found for {runs}")
+
+
+def test_a_killed_training_process_ends_as_a_failed_run_and_the_page_keeps_answering(fresh_server, open_page,
+                                                                                       tmp_path):
+    page = open_page(fresh_server)
+    start_long_run(page)
+    os.kill(_training_process(tmp_path / "runs"), signal.SIGKILL)
+
+    curves = page.locator(CURVES)
+    expect(curves).to_contain_text("Failed.", timeout=ANSWER_MS)
+    expect(curves).to_contain_text("SIGKILL")
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+
+    open_tab(page, "Draw")
+    draw_polyline(page, seven(140, 140, 180))
+    expect(prediction_heading(page)).to_have_text("Prediction: 7", timeout=ANSWER_MS)
+    assert_no_exception(page)
+
+
+def unlock(page: Page, password: str, answer: str) -> None:
+    """Type the password in the sidebar's box, press Enter, and wait for the sidebar's answer."""
+    box = page.get_by_test_id("stSidebar").get_by_label("Host password")
+    box.fill(password)
+    box.press("Enter")
+    expect(page.get_by_test_id("stSidebar")).to_contain_text(answer)
+
+
+def test_with_a_host_password_only_an_unlocked_page_can_train(open_page, tmp_path):
+    (tmp_path / "runs").mkdir()
+    with run_server(tmp_path / "runs", tmp_path / "streamlit.log", env={PASSWORD_ENV: "chalk-and-talk"}) as url:
+        pupil = open_page(url)
+        open_tab(pupil, "Train")
+        expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+        open_tab(pupil, "Draw")  # drawing stays open to everyone
+        draw_polyline(pupil, seven(140, 140, 180))
+        expect(prediction_heading(pupil)).to_have_text("Prediction: 7", timeout=ANSWER_MS)
+
+        unlock(pupil, "guess", "Wrong password")
+        open_tab(pupil, "Train")
+        expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+
+        teacher = open_page(url)
+        unlock(teacher, "chalk-and-talk", "Unlocked on this page")
+        open_tab(teacher, "Train")
+        expect(teacher.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+        expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+        assert_no_exception(pupil)
+        assert_no_exception(teacher)
