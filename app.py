@@ -5,7 +5,7 @@ Run with `streamlit run app.py`. The page only lays out tabs; each tab is one fu
 
 import streamlit as st
 
-from studio import draw_tab, evaluate_tab, gallery_tab, my_digits_tab, sidebar, state, train_tab, watch
+from studio import draw_tab, evaluate_tab, gallery_tab, my_digits_tab, resources, sidebar, state, train_tab, watch
 
 
 def main() -> None:
@@ -32,6 +32,7 @@ def main() -> None:
         evaluate_tab.render()
 
     watch.render()
+    resources.settle_heap()
 
 
 # Streamlit runs this file as __main__. A training process (mnist_core.jobs, started with "spawn") imports it

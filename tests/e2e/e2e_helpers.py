@@ -6,6 +6,7 @@ Import them in test modules with `from e2e_helpers import ...` (the fixtures are
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 import shutil
 import socket
@@ -132,7 +133,7 @@ def canvas_origin(page: Page) -> tuple[float, float]:
     `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots.
     """
     upper = page.locator(".st-key-canvas canvas.upper-canvas")
-    # After Clear the canvas gets a new key: the old one is briefly still in the DOM next to the new one.
+    # Exactly one canvas: Clear empties it in place (a second one on the page would be a stale leftover).
     expect(upper).to_have_count(1, timeout=60_000)
     expect(upper).to_be_visible(timeout=60_000)
     upper.scroll_into_view_if_needed()
@@ -221,3 +222,22 @@ def server_pid(url: str) -> int | None:
         if "streamlit" in argv and any(argv[i:i + 2] == wanted for i in range(len(argv) - 1)):
             found.append(int(entry.name))
     return min(found) if found else None
+
+
+# --- digits drawn with the mouse (canvas pixels) -----------------------------------------------------------
+
+def one(cx: float, cy: float, h: float) -> list[tuple[float, float]]:
+    return [(cx, cy - h / 2), (cx, cy + h / 2)]
+
+
+def zero(cx: float, cy: float, h: float, n: int = 40) -> list[tuple[float, float]]:
+    """An upright ellipse, 0.62 as wide as tall, as a closed polyline of n points from the top."""
+    rx, ry = 0.31 * h, h / 2
+    return [(cx + rx * math.sin(2 * math.pi * k / n), cy - ry * math.cos(2 * math.pi * k / n))
+            for k in range(n + 1)]
+
+
+def seven(cx: float, cy: float, h: float) -> list[tuple[float, float]]:
+    """Top bar left to right, then the diagonal down to the bottom, in one stroke."""
+    w = 0.62 * h
+    return [(cx - w / 2, cy - h / 2), (cx + w / 2, cy - h / 2), (cx - w / 10, cy + h / 2)]

@@ -16,10 +16,9 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, VIEWPORT, assert_no_exception, canvas_origin, draw_polyline,
-                         open_tab, prediction_heading, run_server, wait_idle)
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, VIEWPORT, assert_no_exception, canvas_origin, draw_polyline, one,
+                         open_tab, prediction_heading, run_server, seven, wait_idle)
 from studio.host import PASSWORD_ENV
-from test_e2e_studio import one, seven
 from test_e2e_training import CURVES, set_recipe, start_run
 
 PREDICTION, EXPLAIN, UPLOAD_PREDICTION = ".st-key-prediction", ".st-key-explain", ".st-key-upload-prediction"

@@ -7,7 +7,6 @@ MNIST arrays come from the `mnist` fixture of tests/conftest.py: the vendored fi
 
 from __future__ import annotations
 
-import math
 import re
 
 import numpy as np
@@ -15,8 +14,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, save_screenshot,
-                         shipped_model_line, wait_idle)
+from e2e_helpers import (assert_no_exception, draw_polyline, one, open_tab, prediction_heading, save_screenshot,
+                         seven, shipped_model_line, wait_idle, zero)
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 
 PREDICTION = ".st-key-prediction"
@@ -78,23 +77,6 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
 
 
 # --- drawing ---------------------------------------------------------------------------------------------
-
-def one(cx: float, cy: float, h: float) -> list[tuple[float, float]]:
-    return [(cx, cy - h / 2), (cx, cy + h / 2)]
-
-
-def zero(cx: float, cy: float, h: float, n: int = 40) -> list[tuple[float, float]]:
-    """An upright ellipse, 0.62 as wide as tall, as a closed polyline of n points from the top."""
-    rx, ry = 0.31 * h, h / 2
-    return [(cx + rx * math.sin(2 * math.pi * k / n), cy - ry * math.cos(2 * math.pi * k / n))
-            for k in range(n + 1)]
-
-
-def seven(cx: float, cy: float, h: float) -> list[tuple[float, float]]:
-    """Top bar left to right, then the diagonal down to the bottom, in one stroke."""
-    w = 0.62 * h
-    return [(cx - w / 2, cy - h / 2), (cx + w / 2, cy - h / 2), (cx - w / 10, cy + h / 2)]
-
 
 SHAPES = {"1": one, "0": zero, "7": seven}
 PLACES = {

@@ -1,0 +1,752 @@
+"""Classroom load benchmark: N browser pages drawing digits on the Draw tab at once, with and without a training run.
+
+python benchmarks/load.py [--pages 1,5,10,20] [--seconds 45] [--quick] [--no-training] [--json PATH]
+                          [--train-images N] [--budget-minutes 12] [--log PATH]
+
+One `streamlit run app.py` on 127.0.0.1 (a temporary runs dir) and one headless Chromium; each simulated
+pupil is its own browser context, so its own Streamlit session, driven with Playwright's async API so that
+all pages act at once. For each case (N pages × idle server / training run) every page, for --seconds,
+draws a 1, a 0 or a 7 (in turn, placed a little differently each time), waits for the answer, checks the
+digit read, looks at it 0.5-1.5 s (seeded), presses Clear and waits for the empty canvas before the next one.
+Page starts are staggered over 1.5 s.
+
+Reported per case:
+  drawings     drawings made in the case (mouse-up done)
+  p50/p95 ms   mouse-up → answer heading in `.st-key-prediction`, timed inside the page (the pointerup event
+               and a MutationObserver noticing the "Prediction: N" heading), so Python's polling adds nothing
+  unanswered   no answer within 10 s of mouse-up
+  wrong        an answer came, but not the digit drawn (a misreading or a stale answer)
+  server MB    peak RSS of the streamlit server process (sampled every 0.5 s); children MB: its child
+               processes together (the training process), in the JSON and the notes under the table
+  notes        Clear failures (a Clear that left the old canvas or answer on the page, or none within 15 s:
+               pressed again; after three, the page is loaded again), pages that did not open, the
+               machine's load average, the slowest /_stcore/health answer (probed every 2 s), phase times
+  images/s     the run's training speed: full epochs × training images / training seconds of the last full
+               epoch (runs.jsonl), and its ratio to the same run alone on the server ("solo" row, 0 pages)
+
+A training case: the teacher's page (open throughout, its Train tab filled in once: the seed preset,
+--train-images, 500 test images, 100 epochs) presses Train once the drawing pages are open and goes to the
+Gallery tab; each drawing page waits for the Draw tab's in-training column, then drawing starts; at the end
+the teacher presses Stop, the run is read back from runs.jsonl, and the shipped model is made active again
+(active.json removed) so that every case is read by the same model. The "solo" case is that run with no
+drawing page, first, for the same time. --quick: pages 1 and 2, 15 s a case, 10,000 training images.
+
+Bounded in time: a case's pages get 90 s + 15 s a page to open (those still loading are left out), drawings
+in progress at a case's end get 90 s more, and no case begins after --budget-minutes (the rest are listed as
+skipped), so a saturated machine cannot make the run endless. With --json the file is rewritten after each case.
+
+Caveat: the browsers (and Playwright's driver) run on the same machine as the server and share its cores;
+on a 2-core box the figures overstate the load on the server: a classroom's pupils bring their own CPUs.
+Anything else running on the machine skews them too: the notes give the load average seen in each case.
+
+Targets (printed, judged elsewhere): 10 pages + training: no drawing unanswered, p95 ≤ 1.5 s, the run keeps
+≥ ½ of its solo images/s; 1 page, idle server: p50 ≤ 250 ms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import math
+import os
+import random
+import re
+import signal
+import sys
+import tempfile
+import time
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests" / "e2e"))
+
+from playwright.async_api import Browser, Page, async_playwright, expect  # noqa: E402
+from playwright.async_api import Error as PlaywrightError  # noqa: E402
+from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
+
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ARTIFACTS, CANVAS_PX, CHROMIUM_ARGS, VIEWPORT, chromium_path,  # noqa: E402
+                         one, run_server, server_pid, seven, zero)
+
+ANSWER_TIMEOUT_S = 10.0  # no answer by then: "unanswered"
+CLEAR_TIMEOUT_MS = 15_000
+THINK_S = (0.5, 1.5)
+OPEN_AT_ONCE = 3  # pages loading the app at the same time
+OPEN_S, OPEN_S_PER_PAGE = 90, 15  # time allowed to open a case's pages; those not open by then are left out
+OVERRUN_S = 90  # time allowed past a case's end to finish the drawings in progress
+TEST_IMAGES = 500
+EPOCHS = 100  # far more than a case lasts: the run is stopped
+BATCH = 32  # the seed preset's batch size (not changed in the UI)
+RUNNING = re.compile(r"batch [1-9][\d,]*/")
+HINT = "Draw a digit on the black square"
+PREDICTION = ".st-key-prediction"
+CANVAS = ".st-key-canvas canvas.upper-canvas"
+CURVES = ".st-key-training-curves"
+
+# Inside every page, from its first script on: the time of each pointerup, and each new answer heading.
+WATCH_JS = """(() => {
+    window.__ups = [];
+    window.__answers = [];
+    addEventListener('pointerup', () => window.__ups.push(performance.now()), true);
+    let last = null;
+    const check = () => {
+        const h = document.querySelector('.st-key-prediction h3');
+        const m = h && /Prediction: (\\d)/.exec(h.textContent);
+        const digit = m ? m[1] : null;
+        if (digit !== last) {
+            last = digit;
+            if (digit !== null) window.__answers.push({t: performance.now(), digit});
+        }
+    };
+    new MutationObserver(check).observe(document, {childList: true, subtree: true, characterData: true});
+    window.__scriptEnds = [];  // each time the page's script run state becomes notRunning
+    new MutationObserver(ms => {
+        if (ms.some(m => m.target.getAttribute('data-test-script-state') === 'notRunning'))
+            window.__scriptEnds.push(performance.now());
+    }).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
+})();"""
+FIRST_ANSWER_AFTER = "(t) => window.__answers.find(a => a.t >= t) || null"
+# After Clear (pressed at page time t): "ok" once the hint is shown, no answer heading and exactly one canvas;
+# "stuck" when the hint is shown (Clear's run happened) but an old answer or a second canvas is still on the page
+# and no script has run for 3 s (nothing more is coming). A Clear whose run has not come yet (a busy server) is
+# waited for: it is a failure only after CLEAR_TIMEOUT_MS.
+CLEARED = """(t) => {
+    const hosts = [...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot);
+    const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas.upper-canvas').length, 0)
+        + document.querySelectorAll('.st-key-canvas canvas.upper-canvas').length;
+    const p = document.querySelector('.st-key-prediction');
+    const hint = p && p.innerText.includes('Draw a digit on the black square');
+    if (hint && !p.querySelector('h3') && canvases === 1) return 'ok';
+    const state = document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
+    const ends = window.__scriptEnds, last = ends.length ? ends[ends.length - 1] : -1;
+    return hint && state === 'notRunning' && last > t && performance.now() - last > 3000 ? 'stuck' : false;
+}"""
+
+
+# --- digits --------------------------------------------------------------------------------------------
+
+DIGITS = [("1", one), ("0", zero), ("7", seven)]
+
+
+# --- results ------------------------------------------------------------------------------------------------
+
+@dataclass
+class Tally:
+    latencies_ms: list[float] = field(default_factory=list)
+    drawings: int = 0
+    unanswered: int = 0
+    wrong: int = 0
+    clear_failures: int = 0
+    errors: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Case:
+    pages: int
+    training: bool
+    seconds: float
+    drawings: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    max_ms: float | None = None
+    unanswered: int = 0
+    wrong: int = 0
+    clear_failures: int = 0
+    exception_boxes: int = 0
+    errors: list[str] = field(default_factory=list)
+    server_peak_mb: float | None = None
+    children_peak_mb: float | None = None
+    full_epochs: int | None = None
+    images_per_s: float | None = None
+    vs_solo: float | None = None
+    pages_opened: int = 0
+    health_max_ms: float | None = None  # slowest answer of the server's /_stcore/health (probed every 2 s)
+    health_failures: int = 0  # probes unanswered within 5 s
+    phases: dict[str, float] = field(default_factory=dict)  # seconds spent opening, starting, drawing, stopping
+    load_peak: float | None = None  # the machine's 1-minute load average, highest during the case
+    wall_s: float = 0.0
+
+    @property
+    def name(self) -> str:
+        return "solo" if self.pages == 0 else f"{self.pages} {'training' if self.training else 'idle'}"
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]  # nearest rank
+
+
+# --- server memory ------------------------------------------------------------------------------------------
+
+def rss_mb(pid: int) -> float:
+    try:
+        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+def descendants(pid: int) -> list[int]:
+    parents: dict[int, int] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                stat = (entry / "stat").read_text()
+                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    found, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        kids = [c for c, pp in parents.items() if pp == p]
+        found += kids
+        todo += kids
+    return found
+
+
+def _health(url: str) -> None:
+    with urllib.request.urlopen(f"{url}/_stcore/health", timeout=5) as response:
+        response.read()
+
+
+class MemorySampler:
+    """Peak RSS of the server and of its children together, sampled every `every` s while running."""
+
+    def __init__(self, pid: int | None, url: str | None = None, every: float = 0.5) -> None:
+        self.pid, self.url, self.every = pid, url, every
+        self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
+        self.health_failures = 0
+        self._task: asyncio.Task | None = None
+
+    def sample(self) -> None:
+        self.load_peak = max(self.load_peak, os.getloadavg()[0])
+        if self.pid is None:
+            return
+        self.server_peak = max(self.server_peak, rss_mb(self.pid))
+        self.children_peak = max(self.children_peak, sum(rss_mb(c) for c in descendants(self.pid)))
+
+    async def _loop(self) -> None:
+        n = 0
+        while True:
+            self.sample()
+            if self.url and n % 4 == 0:  # every 2 s: is the server answering HTTP at all?
+                started = time.monotonic()
+                try:
+                    await asyncio.to_thread(_health, self.url)
+                    self.health_max_ms = max(self.health_max_ms, (time.monotonic() - started) * 1000)
+                except OSError:
+                    self.health_failures += 1
+            n += 1
+            await asyncio.sleep(self.every)
+
+    def start(self) -> None:
+        self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
+        self.health_failures = 0
+        self._task = asyncio.create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass
+        self.sample()
+
+
+# --- page actions (async forms of tests/e2e's helpers) ------------------------------------------------------
+
+async def open_page(browser: Browser, url: str) -> Page:
+    context = await browser.new_context(viewport=VIEWPORT)
+    await context.add_init_script(WATCH_JS)
+    page = await context.new_page()
+    page.set_default_timeout(30_000)
+    await page.goto(url, timeout=APP_LOAD_TIMEOUT_MS)
+    await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
+    return page
+
+
+async def open_tab(page: Page, name: str) -> None:
+    tab = page.get_by_role("tab", name=name)
+    await tab.click()
+    await expect(tab).to_have_attribute("aria-selected", "true")
+
+
+async def wait_empty_canvas(page: Page, timeout: float) -> None:
+    """The hint instead of an answer, and exactly one canvas (after Clear the old one lingers a moment)."""
+    await expect(page.locator(PREDICTION)).to_contain_text(HINT, timeout=timeout)
+    await expect(page.locator(PREDICTION).get_by_role("heading").filter(has_text="Prediction")).to_have_count(
+        0, timeout=timeout)
+    await expect(page.locator(CANVAS)).to_have_count(1, timeout=timeout)
+    await expect(page.locator(CANVAS)).to_be_visible(timeout=timeout)
+
+
+async def open_draw_page(browser: Browser, url: str, gate: asyncio.Semaphore, attempts: int = 2) -> Page:
+    """A new session on the Draw tab with its empty canvas; loaded again if the canvas does not come."""
+    async with gate:
+        context = await browser.new_context(viewport=VIEWPORT)
+        try:
+            await context.add_init_script(WATCH_JS)
+            page = await context.new_page()
+            page.set_default_timeout(30_000)
+            for attempt in range(attempts):
+                try:
+                    await page.goto(url, timeout=APP_LOAD_TIMEOUT_MS)
+                    await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
+                    await open_tab(page, "Draw")
+                    await wait_empty_canvas(page, 45_000)
+                    return page
+                except (AssertionError, PlaywrightError) as exc:
+                    problem = f"{str(exc).splitlines()[0]} ({await page_state(page)})"
+            ARTIFACTS.mkdir(exist_ok=True)
+            with contextlib.suppress(PlaywrightError):
+                await page.screenshot(path=str(ARTIFACTS / "load-open-failure.png"), timeout=10_000)
+            raise RuntimeError(f"no empty canvas after {attempts} loads: {problem}")
+        except BaseException:  # a failure, or the case's time to open pages is up: this page is not used
+            with contextlib.suppress(Exception):
+                await context.close()
+            raise
+
+
+async def draw_polyline(page: Page, points: list[tuple[float, float]], step_px: float = 3.0) -> None:
+    upper = page.locator(CANVAS)
+    await expect(upper).to_have_count(1, timeout=CLEAR_TIMEOUT_MS)
+    await upper.scroll_into_view_if_needed()
+    box = await upper.bounding_box()
+    assert box is not None and round(box["width"]) == CANVAS_PX, box
+    x0, y0 = box["x"], box["y"]
+    px, py = points[0]
+    await page.mouse.move(x0 + px, y0 + py)
+    await page.mouse.down()
+    for x, y in points[1:]:
+        steps = max(1, round(((x - px) ** 2 + (y - py) ** 2) ** 0.5 / step_px))
+        await page.mouse.move(x0 + x, y0 + y, steps=steps)
+        px, py = x, y
+    await page.mouse.up()
+
+
+async def set_number(page: Page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    await box.fill(str(value))
+    await box.press("Enter")
+    await expect(box).to_have_value(str(value))
+
+
+async def set_recipe(page: Page, train_images: int) -> None:
+    """The seed preset (the default) with EPOCHS epochs on the first `train_images` images, batch BATCH."""
+    await open_tab(page, "Train")
+    await expect(page.get_by_test_id("stRadio").filter(has_text="Network preset").get_by_role(
+        "radio", name="seed")).to_be_checked()
+    for label, value in (("Epochs", EPOCHS), ("Training images", train_images), ("Test images", TEST_IMAGES)):
+        await set_number(page, label, value)
+    steps = -(-train_images // BATCH)
+    # Computed by the server from the widgets: proves the rerun saw every value.
+    await expect(page.get_by_text(f"{steps:,} batches per epoch · {steps * EPOCHS:,} in total.")).to_be_visible(
+        timeout=30_000)
+    await expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=60_000)
+
+
+async def start_run(page: Page) -> None:
+    train = page.get_by_role("button", name="Train", exact=True)
+    await expect(train).to_be_enabled(timeout=60_000)
+    await train.click()
+    curves = page.locator(CURVES)
+    await expect(curves).to_contain_text("Training run", timeout=30_000)
+    await expect(curves.get_by_test_id("stProgress")).to_contain_text(RUNNING, timeout=180_000)
+
+
+async def stop_run(page: Page) -> None:
+    await open_tab(page, "Train")
+    stop = page.get_by_role("button", name="Stop", exact=True)
+    await expect(stop).to_be_enabled(timeout=30_000)
+    await stop.click()
+    await expect(page.locator(CURVES)).to_contain_text("Stopped.", timeout=60_000)
+
+
+# --- one pupil ----------------------------------------------------------------------------------------------
+
+async def clear(page: Page, url: str, tally: Tally) -> None:
+    """Press Clear and wait for the empty canvas; a Clear that leaves the old canvas and answer on the page is
+    counted and pressed again (as a pupil would), and after three tries the page is loaded afresh."""
+    for attempt in range(3):
+        pressed = await page.evaluate("() => performance.now()")
+        await page.locator(".st-key-clear_canvas button").first.click(timeout=CLEAR_TIMEOUT_MS)
+        try:
+            handle = await page.wait_for_function(CLEARED, arg=pressed, timeout=CLEAR_TIMEOUT_MS, polling=100)
+            outcome = await handle.json_value()
+        except PlaywrightTimeout:
+            outcome = "timeout"
+        if outcome == "ok":
+            return
+        tally.clear_failures += 1
+        tally.errors.append(f"Clear {outcome}: {await page_state(page)}")
+    await page.goto(url, timeout=APP_LOAD_TIMEOUT_MS)
+    await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
+    await open_tab(page, "Draw")
+    await wait_empty_canvas(page, 60_000)
+
+
+async def page_state(page: Page) -> str:
+    try:
+        return await _page_state(page)
+    except PlaywrightError:
+        return "page state unreadable"
+
+
+async def _page_state(page: Page) -> str:
+    return await page.evaluate("""() => {
+        const hosts = [...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot);
+        const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas.upper-canvas').length, 0);
+        const p = document.querySelector('.st-key-prediction');
+        const state = document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
+        const headings = p ? p.querySelectorAll('h3').length : 0;
+        return `${canvases} canvas(es), script ${state}, ${headings} heading(s) in the answer column: `
+            + JSON.stringify((p ? p.innerText : '(none)').slice(0, 80));
+    }""")
+
+
+async def pupil(page: Page, index: int, url: str, start_delay: float, deadline: float, tally: Tally,
+                rng: random.Random) -> None:
+    """Draw, wait for the answer, look at it (think time), Clear; until the deadline (a drawing begun before it
+    is finished)."""
+    await asyncio.sleep(start_delay)
+    turn = index
+    while time.monotonic() < deadline:
+        digit, shape = DIGITS[turn % len(DIGITS)]
+        turn += 1
+        cx, cy, h = 140 + rng.uniform(-12, 12), 140 + rng.uniform(-12, 12), rng.uniform(165, 190)
+        try:
+            await draw_polyline(page, shape(cx, cy, h))
+            tally.drawings += 1
+            up = await page.evaluate("() => window.__ups.length ? window.__ups[window.__ups.length - 1] : null")
+            if up is None:  # no pointerup seen in the page: fall back to "now" in the page's clock
+                up = await page.evaluate("() => performance.now()")
+            try:
+                handle = await page.wait_for_function(FIRST_ANSWER_AFTER, arg=up, timeout=ANSWER_TIMEOUT_S * 1000,
+                                                      polling=50)
+                answer = await handle.json_value()
+                tally.latencies_ms.append(answer["t"] - up)
+                if answer["digit"] != digit:
+                    tally.wrong += 1
+            except PlaywrightTimeout:
+                tally.unanswered += 1
+            await asyncio.sleep(rng.uniform(*THINK_S))
+            await clear(page, url, tally)
+        except Exception as exc:  # keep the other pupils going; the error is reported
+            tally.errors.append(f"page {index}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            if len(tally.errors) > 50 or time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(1)
+
+
+# --- one case -----------------------------------------------------------------------------------------------
+
+def run_records(runs_dir: Path) -> list[dict]:
+    log = runs_dir / "runs.jsonl"
+    return [json.loads(line) for line in log.read_text().splitlines() if line.strip()] if log.exists() else []
+
+
+async def count_exception_boxes(pages: list[Page]) -> int:
+    total = 0
+    for page in pages:
+        try:
+            total += await page.locator('[data-testid="stException"]').count()
+        except Exception:
+            pass
+    return total
+
+
+def lap(case: Case, phase: str, since: float) -> float:
+    now = time.monotonic()
+    case.phases[phase] = round(now - since, 1)
+    return now
+
+
+async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
+    """Wait for the stopped run's line in runs.jsonl and compute its images/s; the shipped model is made active
+    again as soon as the run's model was (so that every case reads drawings with the same model)."""
+    deadline = time.monotonic() + 90
+    while len(run_records(runs_dir)) <= records_before and time.monotonic() < deadline:
+        (runs_dir / "active.json").unlink(missing_ok=True)
+        await asyncio.sleep(0.1)
+    (runs_dir / "active.json").unlink(missing_ok=True)
+    records = run_records(runs_dir)
+    if len(records) <= records_before:
+        case.errors.append("the run was not recorded in runs.jsonl within 90 s of Stop")
+        return
+    record = records[-1]
+    history = record["history"]
+    subset = record["config"].get("train_subset") or 60_000
+    case.full_epochs = len(history)
+    if history and history[-1].get("train_seconds"):
+        case.images_per_s = len(history) * subset / history[-1]["train_seconds"]
+
+
+async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: MemorySampler, host: Page | None,
+                   pages_n: int, seconds: float, seed: int) -> Case:
+    """`pages_n` drawing pages for `seconds`; with a training run started (and stopped) by `host` if given.
+
+    A failure is reported in the case's errors; the run, if started, is stopped whatever happens."""
+    case = Case(pages=pages_n, training=host is not None, seconds=seconds)
+    started = time.monotonic()
+    print(f"case {case.name}: opening {pages_n} page(s)…", flush=True)
+    gate = asyncio.Semaphore(OPEN_AT_ONCE)
+    tasks = [asyncio.create_task(open_draw_page(browser, url, gate)) for _ in range(pages_n)]
+    if tasks:
+        await asyncio.wait(tasks, timeout=OPEN_S + OPEN_S_PER_PAGE * pages_n)
+    late = [t for t in tasks if not t.done()]
+    for t in late:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    pages = [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
+    case.errors += [f"a page did not open: {str(t.exception()).splitlines()[0][:300]}" for t in tasks
+                    if not t.cancelled() and t.exception() is not None]
+    if late:
+        case.errors.append(f"{len(late)} page(s) not open after {OPEN_S + OPEN_S_PER_PAGE * pages_n} s: left out")
+    case.pages_opened = len(pages)
+    mark = lap(case, "open", started)
+    records_before = len(run_records(runs_dir))
+    tally = Tally()
+    running = False
+    try:
+        if host is not None:
+            await open_tab(host, "Train")
+            await start_run(host)
+            running = True
+            mark = lap(case, "start run", mark)
+            await open_tab(host, "Gallery")  # off the Train tab, as a teacher would leave it
+            # Each drawing page has rerun for the job (the watch polls every 5 s): drawing starts in steady state.
+            await asyncio.gather(*(expect(p.locator(".st-key-live-prediction")).to_be_visible(timeout=60_000)
+                                   for p in pages), return_exceptions=True)
+            mark = lap(case, "pages see the run", mark)
+        sampler.start()
+        deadline = time.monotonic() + seconds
+        try:  # a drawing begun before the deadline is finished, within bounds
+            await asyncio.wait_for(asyncio.gather(
+                *(pupil(p, i, url, i * THINK_S[1] / max(1, len(pages)), deadline, tally,
+                        random.Random(seed * 1000 + i)) for i, p in enumerate(pages)),
+                asyncio.sleep(seconds)), timeout=seconds + OVERRUN_S)
+        except TimeoutError:
+            case.errors.append(f"drawing went on {OVERRUN_S} s past the case's end: the pages were stopped")
+        await sampler.stop()
+        mark = lap(case, "drawing", mark)
+        if host is not None:
+            await stop_run(host)
+            running = False
+            await read_run(runs_dir, records_before, case)
+            await open_tab(host, "Gallery")
+            lap(case, "stop and record", mark)
+        case.exception_boxes = await count_exception_boxes(pages + ([host] if host else []))
+    except Exception as exc:
+        case.errors.append(f"case aborted: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
+    finally:
+        await sampler.stop()
+        if running:
+            try:
+                await stop_run(host)
+                await read_run(runs_dir, records_before, case)
+            except Exception as exc:
+                case.errors.append(f"the run could not be stopped: {type(exc).__name__}: {str(exc)[:200]}")
+        for p in pages:
+            await p.context.close()
+    case.drawings, case.unanswered, case.wrong = tally.drawings, tally.unanswered, tally.wrong
+    case.clear_failures, case.errors = tally.clear_failures, case.errors + tally.errors
+    case.p50_ms, case.p95_ms = percentile(tally.latencies_ms, 0.50), percentile(tally.latencies_ms, 0.95)
+    case.max_ms = max(tally.latencies_ms) if tally.latencies_ms else None
+    case.server_peak_mb = round(sampler.server_peak, 1) if sampler.pid else None
+    case.children_peak_mb = round(sampler.children_peak, 1) if sampler.pid else None
+    case.load_peak = round(sampler.load_peak, 1)
+    case.health_max_ms = round(sampler.health_max_ms)
+    case.health_failures = sampler.health_failures
+    case.wall_s = round(time.monotonic() - started, 1)
+    print(f"case {case.name}: {case.drawings} drawings, p50 {fmt(case.p50_ms)} ms, p95 {fmt(case.p95_ms)} ms, "
+          f"{case.unanswered} unanswered, {case.wrong} wrong, {case.clear_failures} Clear failures, images/s "
+          f"{fmt(case.images_per_s)} ({case.full_epochs} full epochs); {notes(case)}", flush=True)
+    return case
+
+
+# --- the benchmark ------------------------------------------------------------------------------------------
+
+def fmt(value: float | None, digits: int = 0) -> str:
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def table(cases: list[Case]) -> str:
+    lines = ["| pages | training | drawings | p50 ms | p95 ms | unanswered | wrong | server peak MB | run images/s "
+             "| vs solo |",
+             "|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for c in cases:
+        lines.append(f"| {c.pages} | {'yes' if c.training else 'no'} | {c.drawings if c.pages else '–'} | "
+                     f"{fmt(c.p50_ms)} | {fmt(c.p95_ms)} | {c.unanswered if c.pages else '–'} | "
+                     f"{c.wrong if c.pages else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.images_per_s)} | "
+                     f"{'–' if c.vs_solo is None else f'{c.vs_solo:.2f}'} |")
+    return "\n".join(lines)
+
+
+def notes(c: Case) -> str:
+    extra = [f"{c.full_epochs} full epochs" if c.training else "",
+             f"children peak {fmt(c.children_peak_mb)} MB" if c.training else "",
+             f"only {c.pages_opened} page(s) opened" if c.pages_opened < c.pages else "",
+             f"max {fmt(c.max_ms)} ms" if c.pages else "",
+             f"load average up to {fmt(c.load_peak, 1)}",
+             f"health probe up to {fmt(c.health_max_ms)} ms"
+             + (f", {c.health_failures} unanswered" if c.health_failures else ""),
+             f"{c.clear_failures} Clear failures" if c.clear_failures else "",
+             f"{c.exception_boxes} exception boxes" if c.exception_boxes else "",
+             f"{len(c.errors)} errors: {c.errors[:3]}" if c.errors else "",
+             f"{c.wall_s:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in c.phases.items()) + ")"]
+    return ", ".join(e for e in extra if e)
+
+
+def write_json(path: Path | None, cases: list[Case], **more) -> None:
+    if path is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({**more, "cases": [{**asdict(c), "name": c.name} for c in cases]}, indent=2))
+
+
+def targets(cases: list[Case]) -> list[str]:
+    out = []
+    for c in cases:
+        if c.pages == 10 and c.training:
+            out.append(f"10 pages + training: unanswered {c.unanswered} (target 0), p95 {fmt(c.p95_ms)} ms "
+                       f"(target ≤ 1,500), run at {fmt(c.vs_solo, 2)} of solo (target ≥ 0.50)")
+        if c.pages == 1 and not c.training:
+            out.append(f"1 page, idle: p50 {fmt(c.p50_ms)} ms (target ≤ 250)")
+    return out
+
+
+def server_log_problems(log: Path, limit: int = 15) -> list[str]:
+    """Lines of the server's log that look like errors (TensorFlow's start-up chatter about CUDA left out)."""
+    try:
+        lines = log.read_text(errors="replace").splitlines()
+    except OSError:
+        return []
+    noise = ("cuInit", "cuda_", "absl::InitializeLog", "computation placer", "oneDNN", "TF_ENABLE_ONEDNN_OPTS",
+             "cpu_feature_guard", "rebuild TensorFlow")
+    problems = [line for line in lines if re.search(r"Traceback|Error|Exception|error", line)
+                and not any(n in line for n in noise)]
+    seen: list[str] = []
+    for line in problems:
+        if line not in seen:
+            seen.append(line)
+    return seen[:limit]
+
+
+async def benchmark(pages_list: list[int], seconds: float, training: bool, train_images: int, seed: int,
+                    log: Path | None, budget_s: float, json_path: Path | None = None
+                    ) -> tuple[list[Case], list[str], list[str]]:
+    """The cases in order (solo run, then each N idle and training); cases not begun within budget_s are skipped."""
+    skipped: list[str] = []
+    with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
+        runs_dir = Path(tmp) / "runs"
+        runs_dir.mkdir()
+        log = log or Path(tmp) / "streamlit.log"
+        t0 = time.monotonic()
+        with run_server(runs_dir, log) as url:
+            assert url.startswith("http://127.0.0.1:"), url
+            print(f"server at {url} up in {time.monotonic() - t0:.0f} s", flush=True)
+            sampler = MemorySampler(server_pid(url), url)
+            cases: list[Case] = []
+            async with async_playwright() as pw:
+                browser = await pw.chromium.launch(executable_path=chromium_path(), headless=True,
+                                                   args=CHROMIUM_ARGS)
+                try:
+                    # Warm-up: the first page load of a fresh server imports TensorFlow and loads the model.
+                    warm = await open_draw_page(browser, url, asyncio.Semaphore(1))
+                    await draw_polyline(warm, one(140, 140, 180))  # the first reading builds the model's functions
+                    await warm.wait_for_function(FIRST_ANSWER_AFTER, arg=0, timeout=60_000)
+                    await warm.context.close()
+                    # The teacher's page, open throughout: its Train tab filled in once.
+                    host = None
+                    if training:
+                        host = await open_page(browser, url)
+                        await set_recipe(host, train_images)
+                        await open_tab(host, "Gallery")
+                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed))
+                        write_json(json_path, cases, partial=True)
+                    for n in pages_list:
+                        for with_run in ([False, True] if training else [False]):
+                            if time.monotonic() - t0 > budget_s:
+                                skipped.append(f"{n} {'training' if with_run else 'idle'}")
+                                continue
+                            cases.append(await run_case(browser, url, runs_dir, sampler, host if with_run else None,
+                                                        n, seconds, seed))
+                            write_json(json_path, cases, partial=True)  # what is done survives an interruption
+                finally:
+                    await browser.close()
+        problems = server_log_problems(log)
+    solo = next((c.images_per_s for c in cases if c.pages == 0), None)
+    for c in cases:
+        if c.images_per_s is not None and solo:
+            c.vs_solo = c.images_per_s / solo
+    return cases, problems, skipped
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pages", default="1,5,10,20", help="comma-separated numbers of drawing pages")
+    parser.add_argument("--seconds", type=float, default=45, help="drawing time per case")
+    parser.add_argument("--quick", action="store_true", help="smoke run: pages 1,2, 15 s a case, 10,000 images")
+    parser.add_argument("--no-training", action="store_true", help="idle server only (no solo run either)")
+    parser.add_argument("--train-images", type=int, default=30_000, help="training images of the run (seed preset)")
+    parser.add_argument("--seed", type=int, default=0, help="seeds the positions and think times")
+    parser.add_argument("--budget-minutes", type=float, default=12,
+                        help="begin no new case after this long (the cases left are listed as skipped)")
+    parser.add_argument("--json", type=Path, help="also write the results here as JSON")
+    parser.add_argument("--log", type=Path, help="keep the server's log here (default: a temporary file)")
+    args = parser.parse_args(argv)
+    pages_list = [int(p) for p in args.pages.split(",") if p.strip()]
+    seconds, train_images = args.seconds, args.train_images
+    if args.quick:
+        pages_list, seconds, train_images = [1, 2], 15.0, 10_000
+    if any(n < 1 for n in pages_list):
+        parser.error("--pages: each number must be at least 1")
+
+    started = time.monotonic()
+    signal.signal(signal.SIGTERM, _interrupt)  # `timeout` or a CI kill: stop the server and browser on the way out
+    try:
+        cases, problems, skipped = asyncio.run(benchmark(pages_list, seconds, not args.no_training, train_images,
+                                                         args.seed, args.log, args.budget_minutes * 60, args.json))
+    except KeyboardInterrupt as exc:
+        print(f"interrupted ({exc or 'Ctrl-C'}): no table", file=sys.stderr)
+        return 130
+    wall = time.monotonic() - started
+
+    print()
+    run = "" if args.no_training else f", the run: seed preset on {train_images:,} images"
+    print(f"Load benchmark: {seconds:g} s of drawing per case{run}; the browsers share this machine's cores with "
+          "the server.")
+    print()
+    print(table(cases))
+    print()
+    for c in cases:
+        print(f"- {c.name}: {notes(c)}")
+    for line in targets(cases):
+        print(f"target check: {line}")
+    if skipped:
+        print(f"skipped (over --budget-minutes): {', '.join(skipped)}")
+    if problems:
+        print("server log lines that look like errors:")
+        for line in problems:
+            print(f"  {line[:300]}")
+    print(f"total {wall:.0f} s")
+    write_json(args.json, cases, seconds=seconds, train_images=train_images, wall_s=round(wall, 1),
+               server_log_problems=problems, skipped=skipped)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

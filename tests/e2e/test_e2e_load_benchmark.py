@@ -1,0 +1,70 @@
+"""The classroom load benchmark (benchmarks/load.py) in its quick form: it runs, and what it measures makes sense.
+
+A smoke run (pages 1 and 2, 15 s a case, a short training run, its own server and Chromium). Speed targets
+belong to the benchmark's printout, not here: this checks behaviour only. The quick run prints its table,
+shown with `pytest -s` or when the test fails.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from e2e_helpers import ROOT
+
+BENCHMARK = ROOT / "benchmarks" / "load.py"
+QUICK_CASES = [(0, True), (1, False), (1, True), (2, False), (2, True)]  # (pages, training); 0 pages: the solo run
+MIN_DRAWINGS = 2  # per page-case in 15 s, even on a busy 2-core box
+
+
+@pytest.fixture(scope="module")
+def quick(tmp_path_factory) -> dict:
+    out = tmp_path_factory.mktemp("load") / "load.json"
+    proc = subprocess.run([sys.executable, str(BENCHMARK), "--quick", "--json", str(out)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=720)
+    print(proc.stdout[-6000:])
+    assert proc.returncode == 0, f"benchmarks/load.py --quick failed:\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
+    return {"json": json.loads(out.read_text()), "stdout": proc.stdout}
+
+
+def _case(report: dict, pages: int, training: bool) -> dict:
+    return next(c for c in report["json"]["cases"] if (c["pages"], c["training"]) == (pages, training))
+
+
+def test_quick_load_benchmark_has_a_row_per_case(quick):
+    cases = quick["json"]["cases"]
+    assert [(c["pages"], c["training"]) for c in cases] == QUICK_CASES
+    table = [line for line in quick["stdout"].splitlines() if line.startswith("| ")]
+    assert table[0].startswith("| pages | training | drawings | p50 ms | p95 ms | unanswered | wrong |")
+    assert len(table) == 1 + len(QUICK_CASES), table  # the header, then one row a case
+
+
+def test_every_page_case_drew_and_was_answered(quick):
+    for pages, training in QUICK_CASES[1:]:
+        case = _case(quick, pages, training)
+        assert case["drawings"] >= MIN_DRAWINGS, case
+        answered = case["drawings"] - case["unanswered"]
+        assert answered >= 1 and case["p50_ms"] is not None and case["p50_ms"] > 0, case
+        assert case["exception_boxes"] == 0, case
+        assert case["server_peak_mb"] and case["server_peak_mb"] > 100, case  # the server's RSS was sampled
+
+
+def test_one_idle_page_gets_every_drawing_read_right(quick):
+    case = _case(quick, 1, False)
+    assert case["unanswered"] == 0, case
+    assert case["wrong"] == 0, case
+
+
+def test_training_rows_measure_the_run(quick):
+    solo = _case(quick, 0, True)
+    assert solo["images_per_s"] and solo["images_per_s"] > 0, solo
+    assert solo["vs_solo"] == pytest.approx(1.0)
+    for pages in (1, 2):
+        case = _case(quick, pages, True)
+        assert case["full_epochs"] and case["full_epochs"] >= 1, case
+        assert case["images_per_s"] and case["images_per_s"] > 0, case
+        assert case["vs_solo"] == pytest.approx(case["images_per_s"] / solo["images_per_s"])
+        assert case["children_peak_mb"] and case["children_peak_mb"] > 100, case  # the training process was seen
