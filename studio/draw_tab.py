@@ -84,16 +84,19 @@ def render(visible: bool = True) -> None:
         st.warning("No model is loaded, so nothing can be predicted yet: see the sidebar, or train one in the "
                    "Train tab.")
     job = resources.jobs().job
-    if job is not None and job.running:
-        # Side by side, not nested: a fragment inside the drawing's fragment interleaved its timed reruns with
-        # the drawing's and could leave an old answer, or a second canvas, on the page.
-        drawing, live = st.columns([2, 1], gap="medium")
-        with drawing:
-            _drawing()
-        with live:
-            polling.live(_live_reading, LIVE_REFRESH_S, running=True, visible=visible)
-    else:
+    running = job is not None and job.running
+    # The reading by the network in training sits beside the drawing, not inside its fragment (nested, their
+    # timed reruns interleaved and could leave an old answer or a second canvas on the page). The columns are
+    # there whether or not a run trains: a canvas that moved when a run started would come back empty while
+    # its old answer stayed.
+    drawing, live = st.columns([2.3, 1], gap="medium")
+    with drawing:
         _drawing()
+    with live:
+        if running:
+            polling.live(_live_reading, LIVE_REFRESH_S, running=True, visible=visible)
+        else:
+            st.caption("While a network trains (Train tab), it reads your drawing here too, as it learns.")
     st.divider()
     _upload()
 
@@ -103,7 +106,7 @@ def _drawing() -> None:
     """Canvas and its prediction: a stroke reruns only this fragment, so answers stay fast during training."""
     _rerun_page_after_a_save()
     active = resources.active_model()
-    draw, answer_column = st.columns([1, 1], gap="large")
+    draw, answer_column = st.columns([1, 1], gap="medium")
     with draw:
         st.markdown("**Draw a digit** — white ink on black, like MNIST")
         st.space(28)  # room for the canvas' floating toolbar (undo, redo, reset)
@@ -188,7 +191,7 @@ def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
         st.error(f"The model's reasons could not be computed: {exc}")
         return
     c1, c2, c3 = st.columns([1, 1, 2], gap="medium")
-    c1.image(charts.saliency_overlay(x, saliency.attribution), width=224,
+    c1.image(charts.saliency_overlay(x, saliency.attribution), width="stretch",
              caption=f"Saliency for {saliency.digit}: orange strokes pushed the model towards "
                      f"{saliency.digit}, blue ones away (integrated gradients)")
     k = filters.shape[1]
