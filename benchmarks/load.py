@@ -281,7 +281,7 @@ async def open_tab(page: Page, name: str) -> None:
 
 
 async def wait_empty_canvas(page: Page, timeout: float) -> None:
-    """The hint instead of an answer, and exactly one canvas (after Clear the old one lingers a moment)."""
+    """The hint instead of an answer, and exactly one canvas."""
     await expect(page.locator(PREDICTION)).to_contain_text(HINT, timeout=timeout)
     await expect(page.locator(PREDICTION).get_by_role("heading").filter(has_text="Prediction")).to_have_count(
         0, timeout=timeout)
