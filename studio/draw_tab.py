@@ -67,7 +67,7 @@ def _rerun_page_after_a_save() -> None:
 
 
 def _teach_message(slot) -> None:
-    """The last label click's message, once, in `slot` (an st.empty)."""
+    """The last label click's message in `slot` (an st.empty); the caller says when it has been seen."""
     message = st.session_state.get("teach_message")
     if message:
         kind, text = message
@@ -75,7 +75,6 @@ def _teach_message(slot) -> None:
             slot.success(text, icon=":material/check:")
         else:
             slot.error(text)
-        st.session_state["teach_message"] = None  # shown once
 
 
 def render(visible: bool = True) -> None:
@@ -131,9 +130,10 @@ def _drawing() -> None:
         except ValueError as exc:
             message.error(f"The drawing could not be read: {exc}")
     st.session_state["drawing_x"] = x
-    if x is None:
+    if x is None:  # "Saved as 4 · …" stays beside the emptied canvas (which reruns this once more) until a drawing
         shown.info(HINT)
         return
+    st.session_state["teach_message"] = None  # shown with this drawing: not with the next
     with shown.container():
         answer = show_prediction(x, active.predictor, "Prediction", _model_caption(active))
         _teach_row("teach", answer, x, image_data, "drawn", str(active.path))
@@ -292,6 +292,7 @@ def _upload() -> None:
             answer = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
             _teach_row("teach-upload", answer, x, image, "uploaded", str(active.path))
             _teach_message(st.empty())
+            st.session_state["teach_message"] = None  # shown once
         if answer is not None:
             with st.expander("Why this answer", key="upload-explain"):
                 _why(x, answer[0], active)
