@@ -93,7 +93,7 @@ def render(visible: bool = True) -> None:
         _drawing()
     with live:
         if running:
-            polling.live(_live_reading, LIVE_REFRESH_S, running=True, visible=visible)
+            polling.live(_live_reading, LIVE_REFRESH_S, visible=visible)
         else:
             st.caption("While a network trains (Train tab), it reads your drawing here too, as it learns.")
     st.divider()

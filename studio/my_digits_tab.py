@@ -189,7 +189,7 @@ def _finetune(store: DigitStore, active: resources.ActiveModel, n: int, visible:
     _show_message("finetune")
     if running and job.config.is_finetune:
         with st.container(key="finetune-progress"):
-            polling.live(_progress, REFRESH_S, running=True, visible=visible)
+            polling.live(_progress, REFRESH_S, visible=visible)
     with st.container(key="finetune-result"):
         _result()
 

@@ -12,7 +12,7 @@ from typing import Callable
 import streamlit as st
 
 
-def live(view: Callable[[], None], every_s: float, *, running: bool, visible: bool) -> None:
-    """Draw `view` as a fragment, redrawn every `every_s` seconds only while a job is running and its tab is the
-    one on screen; otherwise drawn once (and again only when its own widgets change)."""
-    st.fragment(view, run_every=every_s if running and visible else None)()
+def live(view: Callable[[], None], every_s: float, *, visible: bool) -> None:
+    """Draw `view` (called only while a job runs) as a fragment, redrawn every `every_s` seconds while its tab is
+    the one on screen; otherwise drawn once (and again only when its own widgets change)."""
+    st.fragment(view, run_every=every_s if visible else None)()

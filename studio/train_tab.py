@@ -105,7 +105,7 @@ def render(visible: bool = True) -> None:
         st.info("No training run on this server yet. Pick a preset and press **Train**; "
                 "for a quick try, lower the number of training images.")
     elif running:
-        polling.live(_live_job, REFRESH_S, running=True, visible=visible)
+        polling.live(_live_job, REFRESH_S, visible=visible)
     else:
         _job_view(job)
     st.divider()
