@@ -154,11 +154,10 @@ def _live_reading() -> None:
     """The network being trained reads the current drawing, with the weights its worker last published; a new
     drawing is read at the next redraw."""
     job = resources.jobs().job
+    if job is None or not job.running:  # a redraw that comes after the run's end: one full run draws the idle
+        st.rerun(scope="app")           # column (this fragment is not drawn there, so it cannot loop)
     with st.container(key="live-prediction"):
         shown = st.empty()  # one slot, as in _drawing
-    if job is None or not job.running:
-        shown.info(f"Training has ended. {job.outcome if job is not None else ''}")
-        return
     try:
         live = resources.live_model(job)
         published = live.refresh(job.weights)
