@@ -76,6 +76,10 @@ class JobManager:
 
     def __init__(self, runs: RunStore) -> None:
         self.runs = runs
+        try:
+            self.tidied = runs.tidy()  # what the last server or training process left, put right; in words
+        except OSError as exc:  # a read-only or vanished runs folder: the studio still reads digits
+            self.tidied = [f"The runs folder {runs.root} could not be tidied at start-up: {exc.strerror or exc}."]
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
         self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the server's TF
@@ -89,6 +93,7 @@ class JobManager:
         with self._lock:
             if self._job is not None and self._job.running:
                 raise JobAlreadyRunning("A training job is already running; stop it or wait for it to finish.")
+            self.runs.begin_run(config)  # RunsFolderError when its model could not be kept
             messages = self._context.Queue()
             job = TrainingJob(config, stop_event=self._context.Event())
             job.progress.set_message("starting the training process")

@@ -6,13 +6,23 @@ import datetime as dt
 import json
 import os
 import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import keras
 import tensorflow as tf
 
+from mnist_core.jsonfields import Field, problem
+
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.keras"  # shipped, trained by the CLI
+TEMP_MARK = ".tmp"  # in the names of files being written: ".<stem>.<random>.tmp.keras"
+SIDECAR_FIELDS = {  # all optional: a model saved elsewhere may have no sidecar, or an older one
+    "preset": Field(str, required=False), "test_accuracy": Field((int, float), nullable=True, required=False),
+    "seconds": Field((int, float), nullable=True, required=False), "trained_at": Field(str, required=False),
+    "tensorflow": Field(str, required=False), "config": Field(dict, required=False),
+    "personal": Field(dict, nullable=True, required=False),
+}
 
 
 class ModelFileError(RuntimeError):
@@ -91,10 +101,15 @@ def save_model(model: keras.Model, path: str | os.PathLike, *, config: dict, tes
 
 
 def _temp_name(path: Path) -> Path:
-    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}", dir=path.parent)
+    fd, name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=f"{TEMP_MARK}{path.suffix}", dir=path.parent)
     os.close(fd)
     os.chmod(name, 0o644)  # mkstemp's 0600 would survive the rename
     return Path(name)
+
+
+def temp_files(folder: str | os.PathLike) -> list[Path]:
+    """The temporary files save_model leaves in `folder` when its process is killed mid-save."""
+    return sorted(p for p in Path(folder).glob(f".*{TEMP_MARK}.*") if p.is_file())
 
 
 def _sidecar_dict(info: ModelInfo) -> dict:
@@ -112,11 +127,18 @@ def _sidecar_dict(info: ModelInfo) -> dict:
 def load_model(path: str | os.PathLike | None = None) -> keras.Model:
     """Load a .keras file with safe_mode on; None loads the shipped default model."""
     path = Path(path) if path is not None else DEFAULT_MODEL
+    if path.is_dir():
+        raise ModelFileError(f"{path} is a folder, not a model file (.keras)")
     if not path.is_file():
         raise ModelFileError(f"Model file not found: {path}")
+    if path.suffix != ".keras":
+        raise ModelFileError(f"{path} is not a Keras model file: model files end in .keras")
+    if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+        raise ModelFileError(f"Model file {path} is damaged: a .keras file is a zip archive, and this one is "
+                             "truncated or something else")
     try:
         return keras.saving.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:  # zipfile, h5py, JSON and Keras config errors all mean "not a usable model"
+    except Exception as exc:  # h5py, JSON and Keras config errors all mean "not a usable model"
         raise ModelFileError(f"Model file {path} is corrupt or not a Keras model: {exc}") from exc
 
 
@@ -125,11 +147,14 @@ def read_info(path: str | os.PathLike | None = None) -> ModelInfo:
     path = Path(path) if path is not None else DEFAULT_MODEL
     side = sidecar_path(path)
     try:
-        d = json.loads(side.read_text())
+        d = json.loads(side.read_bytes())
     except FileNotFoundError:
         d = {}
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError) as exc:  # a folder, no permission, bad bytes, not JSON
         raise ModelFileError(f"Model sidecar {side} is unreadable: {exc}") from exc
+    wrong = problem(d, SIDECAR_FIELDS)
+    if wrong:
+        raise ModelFileError(f"Model sidecar {side} is not valid: {wrong}")
     return ModelInfo(
         path=path,
         preset=d.get("preset", "unknown"),

@@ -112,3 +112,115 @@ def test_delete_model_refuses_files_the_store_did_not_save(store, saved_model):
         with pytest.raises(ValueError, match="Only models trained in this studio"):
             store.delete_model(outsider)
         assert outsider.is_file()
+
+
+# --- bad files on disk: named, skipped, never raised --------------------------------------------------------------
+
+BAD_LOG_LINES = {
+    "bad bytes": b"\xff\xfe\x00garbage\x80",
+    "config null": None,  # filled in below from a real record
+    "not an object": b"[1, 2, 3]",
+    "accuracy as text": None,
+    "history point without a loss": None,
+    "deeply nested": b"[" * 100_000 + b"]" * 100_000,
+}
+
+
+def _bad_lines(good: str) -> dict[str, bytes]:
+    d = json.loads(good)
+    lines = dict(BAD_LOG_LINES)
+    lines["config null"] = json.dumps({**d, "config": None}).encode()
+    lines["accuracy as text"] = json.dumps({**d, "test_accuracy": "high"}).encode()
+    lines["history point without a loss"] = json.dumps({**d, "history": [{"epoch": 1}]}).encode()
+    return lines
+
+
+@pytest.mark.parametrize("case", list(BAD_LOG_LINES))
+def test_a_line_that_is_not_a_run_is_skipped_and_named(store, trained, case):
+    good = store.record(trained.config, trained.result, "completed", "kept", None)
+    with store.log_file.open("ab") as f:
+        f.write(_bad_lines(good.to_json())[case] + b"\n")
+    store.record(trained.config, trained.result, "stopped", "after it", None)
+    records, note = store.read_log()
+    assert [r.message for r in records] == ["after it", "kept"]
+    assert note.startswith(f"1 line of the run log {store.log_file} is not a run and skipped (line 2: ")
+    assert "\n" not in note and len(note) < 300
+
+
+def test_a_log_that_cannot_be_read_at_all_reads_as_empty_with_a_note(store):
+    store.log_file.mkdir(parents=True)  # runs.jsonl is a folder
+    records, note = store.read_log()
+    assert records == [] and "cannot be read" in note and str(store.log_file) in note
+
+
+@pytest.mark.parametrize("content, says", [
+    ("{not json", "cannot be read"), ("[]", "not valid (it holds a list"), ('{"path": 3}', '"path" is 3, not text'),
+    ('{"path": "/nowhere/m.keras"}', "The active model /nowhere/m.keras is gone"),
+])
+def test_a_broken_active_pointer_falls_back_and_says_why(store, content, says):
+    store.root.mkdir(parents=True)
+    store.active_file.write_text(content)
+    assert store.active_path() == DEFAULT_MODEL
+    assert says in store.active_problem() and store.active_problem().endswith("the shipped model is used instead.")
+
+
+def test_no_active_pointer_is_no_problem(store):
+    assert store.active_problem() is None
+
+
+# --- before a run, and after a kill ------------------------------------------------------------------------------
+
+def test_begin_run_marks_the_run_and_its_record_clears_the_mark(store, trained):
+    store.begin_run(trained.config)
+    marker = json.loads(store.running_file.read_text())
+    assert marker["config"] == json.loads(json.dumps(trained.config.to_dict()))
+    assert list(store.models_dir.iterdir()) == []  # the write probe leaves nothing
+    store.record(trained.config, trained.result, "completed", "done", None)
+    assert not store.running_file.exists()
+
+
+def test_begin_run_refuses_a_runs_folder_it_cannot_write(store, trained):
+    import os
+
+    if os.geteuid() == 0:  # root writes anywhere: make the folder's place a file instead
+        store.root.parent.mkdir(parents=True, exist_ok=True)
+        store.root.write_text("a file where the runs folder should be")
+    else:
+        store.models_dir.mkdir(parents=True)
+        store.models_dir.chmod(0o500)
+    from mnist_core.runs import RunsFolderError
+
+    with pytest.raises(RunsFolderError, match=r"Training cannot start: the runs folder .* cannot be written"):
+        store.begin_run(trained.config)
+
+
+def test_tidy_removes_temporary_files_adopts_unlisted_models_and_logs_an_interrupted_run(store, trained):
+    kept = store.save_run(trained.result)
+    store.record(trained.config, trained.result, "completed", "listed", kept)
+    orphan = store.save_run(trained.result)  # saved and made active, then the server died before logging it
+    other = dataclasses.replace(trained.config, epochs=3)
+    store.begin_run(other)  # a second run was training when the server was killed
+    debris = [store.models_dir / ".x.abc123.tmp.keras", store.models_dir / ".x.abc123.tmp.json",
+              store.root / ".running.tmp.json"]
+    for path in debris:
+        path.write_bytes(b"half")
+
+    done = store.tidy()
+    assert len(done) == 3 and done[0].startswith("Removed 3 temporary files")
+    assert not any(p.exists() for p in debris) and not store.running_file.exists()
+    interrupted, recovered, listed = store.history()
+    assert (interrupted.status, interrupted.model, interrupted.config["epochs"]) == ("interrupted", None, 3)
+    assert "Interrupted: the server stopped while this run trained" in interrupted.message
+    assert recovered.status == "recovered" and recovered.model == str(orphan.path.resolve())
+    assert recovered.test_accuracy == trained.result.test_accuracy and recovered.preset == trained.config.preset
+    assert listed.message == "listed"
+    assert store.active_path() == orphan.path.resolve() and kept.path.is_file()  # no model is touched
+    assert store.tidy() == []  # a second start finds nothing to do
+
+
+def test_a_run_killed_after_saving_is_recovered_once_not_also_interrupted(store, trained):
+    store.begin_run(trained.config)
+    saved = store.save_run(trained.result)  # the server died here, before the record
+    done = store.tidy()
+    (record,) = store.history()
+    assert record.status == "recovered" and record.model == str(saved.path.resolve()) and len(done) == 1

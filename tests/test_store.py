@@ -163,3 +163,31 @@ def test_saved_files_are_not_private(saved_model, tmp_path):
     """Atomic saves go through mkstemp (mode 0600); the saved files must end up readable like any other."""
     for path in (saved_model, sidecar_path(saved_model)):
         assert path.stat().st_mode & 0o444 == 0o444, oct(path.stat().st_mode)
+
+
+@pytest.mark.parametrize("content, says", [
+    ("[]", "it holds a list, not an object"), ('{"test_accuracy": "high"}', '"test_accuracy" is \'high\', not a number'),
+    ('{"config": null}', '"config" is null, not an object'), ('{"preset": true}', '"preset" is true, not text'),
+])
+def test_a_sidecar_of_the_wrong_shape_is_named_not_used(saved_model, tmp_path, content, says):
+    model = tmp_path / "m.keras"
+    model.write_bytes(saved_model.read_bytes())
+    sidecar_path(model).write_text(content)
+    with pytest.raises(ModelFileError) as err:
+        read_info(model)
+    assert str(err.value) == f"Model sidecar {sidecar_path(model)} is not valid: {says}"
+
+
+def test_a_truncated_model_or_a_folder_or_another_file_is_called_what_it_is(saved_model, tmp_path):
+    truncated = tmp_path / "t.keras"
+    truncated.write_bytes(saved_model.read_bytes()[:1000])
+    with pytest.raises(ModelFileError, match="is damaged: a .keras file is a zip archive") as err:
+        load_model(truncated)
+    assert "not found" not in str(err.value)
+    with pytest.raises(ModelFileError, match="is a folder, not a model file"):
+        load_model(tmp_path)
+    readme = tmp_path / "README.md"
+    readme.write_text("# hello\n")
+    with pytest.raises(ModelFileError) as err:
+        load_model(readme)
+    assert str(err.value) == f"{readme} is not a Keras model file: model files end in .keras"
