@@ -4,24 +4,80 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from mnist_core import finetune
-from mnist_core.model import PRESETS
-from mnist_core.precision import CHOICES as PRECISIONS
-from mnist_core.training import SCHEDULES, TrainConfig
+from mnist_core import finetune, show_tensorflow_log
+
+if TYPE_CHECKING:
+    from mnist_core.training import TrainConfig
+
+# TensorFlow is imported only once the command line is read (build_parser), so --verbose can still
+# change how much it logs: it reads its log level once, on import.
 
 BAR_WIDTH = 30
+PROG = "python -m mnist_core"
 
 
-def _positive_or_none(text: str) -> int | None:
-    return None if text.lower() in ("none", "all", "0") else int(text)
+def _subset_size(text: str) -> int | None:
+    """A subset flag's value: a count of at least 1, or "all" (None)."""
+    if text.lower() in ("all", "none"):
+        return None
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0  # not a number: refused below, like 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of images, at least 1, or 'all'; got {text!r}")
+    return count
+
+
+def _number(text: str) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return math.nan  # not a number: refused by the checks below, like nan
+
+
+def _learning_rate(text: str) -> float:
+    """A learning rate: positive and finite (inf or nan would train until the loss is NaN)."""
+    value = _number(text)
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive finite number, got {text!r}")
+    return value
+
+
+def _share(text: str) -> float:
+    """A share of the examples: from 0 up to, not including, 1 (nan fails both comparisons)."""
+    value = _number(text)
+    if not 0 <= value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 0 and below 1, got {text!r}")
+    return value
+
+
+def _add_verbose(parser: argparse.ArgumentParser) -> None:
+    # SUPPRESS: a subcommand's default must not overwrite a --verbose given before the subcommand
+    parser.add_argument("--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="show TensorFlow's own log messages (most are hidden by default)")
+
+
+def _verbose_requested(argv: list[str]) -> bool:
+    """Whether argv asks for --verbose, read without the full parser, whose choices import TensorFlow."""
+    early = argparse.ArgumentParser(prog=PROG, add_help=False)
+    _add_verbose(early)
+    return getattr(early.parse_known_args(argv)[0], "verbose", False)
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m mnist_core", description="Train, evaluate and inspect MNIST CNNs.")
+    from mnist_core.model import PRESETS
+    from mnist_core.precision import CHOICES as PRECISIONS
+    from mnist_core.training import SCHEDULES
+
+    parser = argparse.ArgumentParser(prog=PROG, description="Train, evaluate and inspect MNIST CNNs.")
+    _add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
     t = sub.add_parser("train", help="train a model on MNIST and report its test accuracy",
@@ -30,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default="seed", choices=list(PRESETS), help="network and default recipe (default: seed)")
     t.add_argument("--epochs", type=int, help="full passes over the training images")
     t.add_argument("--batch-size", type=int, help="images per gradient step")
-    t.add_argument("--learning-rate", type=float, help="Adam learning rate (the peak for onecycle)")
+    t.add_argument("--learning-rate", type=_learning_rate, help="Adam learning rate (the peak for onecycle)")
     t.add_argument("--schedule", choices=SCHEDULES, help="constant rate, or onecycle: warm-up then cosine decay")
     t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                    help="randomly rotate, zoom and shift training images (default: the preset's choice)")
@@ -40,8 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make the ink of training images randomly thinner or thicker (default: off)")
     t.add_argument("--my-digits", metavar="DB", help="also train on your labelled digits (a digits database)")
     t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
-    t.add_argument("--train-subset", type=_positive_or_none, help="use only the first N training images")
-    t.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")
+    t.add_argument("--train-subset", type=_subset_size, help="use only the first N training images (or all)")
+    t.add_argument("--test-subset", type=_subset_size, help="use only the first N test images (or all)")
     t.add_argument("--precision", choices=PRECISIONS, help="float32, mixed precision, or auto (per machine)")
     t.add_argument("--steps-per-execution", type=int, help="batches per compiled call")
     t.add_argument("--no-deterministic", dest="deterministic", action="store_false", default=None,
@@ -59,9 +115,9 @@ def build_parser() -> argparse.ArgumentParser:
                                                                  "runs/digits.sqlite)")
     f.add_argument("--out", required=True, help="save the fine-tuned model here (.keras, with a .json sidecar)")
     f.add_argument("--epochs", type=int, help=f"passes over the mix (default {finetune.EPOCHS})")
-    f.add_argument("--learning-rate", type=float, help=f"peak Adam rate (default {finetune.LEARNING_RATE:g})")
-    f.add_argument("--holdout", type=float, help=f"share of each digit's examples held out to measure "
-                                                 f"(default {finetune.HOLDOUT_SHARE:g})")
+    f.add_argument("--learning-rate", type=_learning_rate, help=f"peak Adam rate (default {finetune.LEARNING_RATE:g})")
+    f.add_argument("--holdout", type=_share, help=f"share of each digit's examples held out to measure "
+                                                  f"(default {finetune.HOLDOUT_SHARE:g})")
     f.add_argument("--seed", type=int, help="random seed for the hold-out, the mix and augmentation (default 42)")
     f.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
 
@@ -74,9 +130,9 @@ def build_parser() -> argparse.ArgumentParser:
     e = sub.add_parser("evaluate", help="test accuracy and per-class accuracy of a saved model")
     e.add_argument("model", help="a .keras file")
     e.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
-    e.add_argument("--test-subset", type=_positive_or_none, help="use only the first N test images")
+    e.add_argument("--test-subset", type=_subset_size, help="use only the first N test images (or all)")
 
-    sub.add_parser("devices", help="the GPU set-up: devices seen, device used, memory growth")
+    v = sub.add_parser("devices", help="the GPU set-up: devices seen, devices used, memory growth")
 
     b = sub.add_parser("benchmark", help="time the presets against the tutorial's recipe, the callbacks and inference; "
                                          "read real handwriting drawn like the canvas; fine-tune on each writer's "
@@ -89,10 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="handwriting: .keras files to read besides the shipped model")
     b.add_argument("--eval-dir", help="handwriting and writers: the folder of the sets (default: $MNIST_EVAL_DIR or "
                                       "shared/eval beside the repository)")
+    for command in (t, f, d, e, v, b):
+        _add_verbose(command)
     return parser
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    from mnist_core.training import TrainConfig
+
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if f.name != "preset" and getattr(args, f.name, None) is not None}
     if args.dry_run:
@@ -105,12 +165,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_finetune(args: argparse.Namespace) -> int:
-    from mnist_core.store import keras_path
+    from mnist_core.store import keras_path, load_model
+    from mnist_core.training import TrainConfig
 
     keras_path(args.out)
     if not Path(args.digits).is_file():
         raise ValueError(f"No digits database at {args.digits}: label some digits in the studio, or import a zip "
                          "with `python -m mnist_core digits import`")
+    load_model(getattr(args, "from"))  # a missing or damaged --from says so, before its sidecar is read
     overrides = {name: getattr(args, name) for name in ("epochs", "seed", "holdout", "learning_rate", "data_path")
                  if getattr(args, name) is not None}
     config = TrainConfig.for_finetune(getattr(args, "from"), args.digits, **overrides)
@@ -261,6 +323,9 @@ def cmd_benchmark(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if _verbose_requested(argv):
+        show_tensorflow_log()  # before build_parser imports TensorFlow
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "finetune": cmd_finetune, "digits": cmd_digits, "evaluate": cmd_evaluate,
                "devices": cmd_devices, "benchmark": cmd_benchmark}[args.command]

@@ -23,10 +23,16 @@ TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--sch
                "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic", "--data-path", "--out",
                "--dry-run"]
 LAST_LINE = re.compile(r"^test_accuracy=\d\.\d{4} seconds=\d+\.\d$")
+# TensorFlow's C++ log: "I0000 00:00:1795950384.998416   31016 port.cc:153] ...", and absl's note before it
+TF_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl)")
+DEFAULT_MODEL = REPO / "mnist_core" / "assets" / "default.keras"
 
 
-def run_cli(*args: str, cwd: Path, timeout: float = 300) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": "2"}
+def run_cli(*args: str, cwd: Path, timeout: float = 300, tf_log_level: str | None = "2") -> subprocess.CompletedProcess:
+    """`tf_log_level` None leaves TF_CPP_MIN_LOG_LEVEL unset, as in a user's shell."""
+    env = {**os.environ, "PYTHONPATH": str(REPO), "TF_CPP_MIN_LOG_LEVEL": tf_log_level}
+    if tf_log_level is None:
+        env.pop("TF_CPP_MIN_LOG_LEVEL")
     env.pop("MNIST_NPZ", None)
     return subprocess.run([sys.executable, "-m", "mnist_core", *map(str, args)], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
@@ -133,6 +139,46 @@ def test_evaluate_missing_model_file(tmp_path, capsys):
     assert f"error: Model file not found: {path}" in capsys.readouterr().err
 
 
+def _bad_model_path(kind: str, folder: Path) -> tuple[Path, str]:
+    """A model path that is wrong in the way `kind` says, and the words its error must hold."""
+    if kind == "readme":
+        path = folder / "README.md"
+        path.write_text((REPO / "README.md").read_text())
+        return path, f"error: {path} is not a Keras model file: model files end in .keras"
+    if kind == "missing":
+        return folder / "missing.keras", "error: Model file not found: "
+    if kind == "truncated":
+        path = folder / "truncated.keras"
+        path.write_bytes(DEFAULT_MODEL.read_bytes()[:5000])
+        return path, "is damaged: a .keras file is a zip archive, and this one is truncated"
+    path = folder / "folder.keras"
+    path.mkdir()
+    return path, f"error: {path} is a folder, not a model file (.keras)"
+
+
+@pytest.mark.parametrize("command", ["evaluate", "finetune"])
+@pytest.mark.parametrize("kind", ["readme", "missing", "truncated", "folder"])
+def test_a_bad_model_path_is_one_short_line(command, kind, tmp_path, capsys):
+    path, words = _bad_model_path(kind, tmp_path)
+    digits = tmp_path / "digits.sqlite"
+    digits.touch()
+    argv = {"evaluate": ["evaluate", str(path)],
+            "finetune": ["finetune", "--from", str(path), "--digits", str(digits), "--out", str(tmp_path / "o.keras")]}
+    assert cli.main(argv[command]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert len(err) < len(str(path)) + 120  # no advice about Keras' other formats
+    assert "TFSMLayer" not in err and "Traceback" not in err
+
+
+def test_evaluate_readme_the_whole_output(tmp_path):
+    p = run_cli("evaluate", "README.md", cwd=REPO, tf_log_level=None)
+    assert p.returncode == 2
+    lines = [line for line in p.stderr.splitlines() if not TF_LOG_LINE.match(line)]
+    assert lines == ["error: README.md is not a Keras model file: model files end in .keras"], p.stderr[-2000:]
+    assert p.stdout == ""
+
+
 # ---------------------------------------------------------------- devices and bad flags
 
 
@@ -140,7 +186,7 @@ def test_devices(capsys):
     assert cli.main(["devices"]) == 0
     out = capsys.readouterr().out
     if tf.config.list_physical_devices("GPU"):
-        assert out.startswith("GPU ") and "precision for auto: mixed_float16" in out
+        assert re.match(r"(GPU |\d+ GPUs )", out) and "precision for auto: mixed_float16" in out
     else:
         assert out.startswith("CPU only")
         assert re.search(r"^precision for auto: (float32|mixed_bfloat16)$", out, re.M)
@@ -156,8 +202,6 @@ def test_bad_flag_value(tmp_path):
 
 @pytest.mark.parametrize("argv, words", [
     (["train", "--batch-size", "-1"], "batch_size must be at least 1"),
-    (["train", "--learning-rate", "0"], "learning_rate must be positive"),
-    (["train", "--train-subset", "-3"], "train_subset"),
     (["train", "--steps-per-execution", "0"], "steps_per_execution"),
 ])
 def test_bad_values_in_process(argv, words, capsys):
@@ -190,6 +234,52 @@ def test_argparse_rejections(argv, capsys):
     assert "error:" in capsys.readouterr().err
 
 
+LEARNING_RATE = "must be a positive finite number, got"
+SUBSET = "must be a whole number of images, at least 1, or 'all'; got"
+SHARE = "must be at least 0 and below 1, got"
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--learning-rate", "inf"], f"train: error: argument --learning-rate: {LEARNING_RATE} 'inf'"),
+    (["train", "--learning-rate=-inf"], f"train: error: argument --learning-rate: {LEARNING_RATE} '-inf'"),
+    (["train", "--learning-rate", "nan"], f"train: error: argument --learning-rate: {LEARNING_RATE} 'nan'"),
+    (["train", "--learning-rate", "0"], f"train: error: argument --learning-rate: {LEARNING_RATE} '0'"),
+    (["train", "--learning-rate=-1e-3"], f"train: error: argument --learning-rate: {LEARNING_RATE} '-1e-3'"),
+    (["train", "--learning-rate", "fast"], f"train: error: argument --learning-rate: {LEARNING_RATE} 'fast'"),
+    (["finetune", "--learning-rate", "1e999"], f"finetune: error: argument --learning-rate: {LEARNING_RATE} '1e999'"),
+    (["finetune", "--holdout", "1"], f"finetune: error: argument --holdout: {SHARE} '1'"),
+    (["finetune", "--holdout", "-0.1"], f"finetune: error: argument --holdout: {SHARE} '-0.1'"),
+    (["finetune", "--holdout", "nan"], f"finetune: error: argument --holdout: {SHARE} 'nan'"),
+    (["train", "--train-subset", "0"], f"train: error: argument --train-subset: {SUBSET} '0'"),
+    (["train", "--train-subset", "-3"], f"train: error: argument --train-subset: {SUBSET} '-3'"),
+    (["train", "--train-subset", "many"], f"train: error: argument --train-subset: {SUBSET} 'many'"),
+    (["train", "--test-subset", "0"], f"train: error: argument --test-subset: {SUBSET} '0'"),
+    (["evaluate", "m.keras", "--test-subset", "-1"], f"evaluate: error: argument --test-subset: {SUBSET} '-1'"),
+])
+def test_bad_numbers_are_refused_when_parsing(argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines()[-1] == f"python -m mnist_core {message}"
+
+
+def test_good_numbers_are_kept():
+    args = cli.build_parser().parse_args(["train", "--learning-rate", "2e-3", "--train-subset", "ALL",
+                                          "--test-subset", "7"])
+    assert (args.learning_rate, args.train_subset, args.test_subset) == (2e-3, None, 7)
+    args = cli.build_parser().parse_args(["finetune", "--from", "m.keras", "--digits", "d", "--out", "o.keras",
+                                          "--holdout", "0", "--learning-rate", "1e-4"])
+    assert (args.holdout, args.learning_rate) == (0.0, 1e-4)
+
+
+def test_an_infinite_learning_rate_trains_nothing(tmp_path):
+    p = run_cli("train", "--learning-rate", "inf", "--out", tmp_path / "m.keras", cwd=tmp_path)
+    assert p.returncode == 2
+    assert p.stderr.splitlines()[-1].endswith(f"error: argument --learning-rate: {LEARNING_RATE} 'inf'")
+    assert "config:" not in p.stderr and p.stdout == ""
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_train_with_missing_data_file(tmp_path, capsys):
     missing = tmp_path / "no-mnist.npz"
     assert cli.main(["train", "--dry-run", "--data-path", str(missing), "--out", str(tmp_path / "m.keras")]) == 2
@@ -206,6 +296,39 @@ def test_dry_run_flags_can_be_overridden():
     args = cli.build_parser().parse_args(["train", "--no-deterministic", "--test-subset", "all"])
     config = cli.config_from_args(args)
     assert config.deterministic is False and config.test_subset is None and config.epochs == 10
+
+
+# ---------------------------------------------------------------- TensorFlow's own log
+
+
+def test_the_cli_imports_tensorflow_only_after_reading_the_command_line(tmp_path):
+    code = "import sys, mnist_core.cli; print(sorted(m for m in ('tensorflow', 'keras') if m in sys.modules))"
+    p = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env={**os.environ, "PYTHONPATH": str(REPO)},
+                       capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0 and p.stdout.strip() == "[]", p.stderr[-2000:]  # else --verbose would come too late
+
+
+@pytest.mark.parametrize("argv", [["--verbose", "devices"], ["devices", "--verbose"]])
+def test_verbose_turns_the_tensorflow_log_on(argv, monkeypatch, capsys):
+    monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "3")  # restored afterwards, for the tests' later subprocesses
+    assert cli.main(["devices"]) == 0
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "3"
+    assert cli.main(argv) == 0
+    assert os.environ["TF_CPP_MIN_LOG_LEVEL"] == "0"
+    assert "--verbose" in cli.build_parser().format_help()
+
+
+def test_tensorflow_log_only_with_verbose(tmp_path):
+    args = ("evaluate", DEFAULT_MODEL, "--test-subset", "20")
+    quiet = run_cli(*args, cwd=tmp_path, tf_log_level=None)
+    verbose = run_cli("--verbose", *args, cwd=tmp_path, tf_log_level=None)
+    assert quiet.returncode == verbose.returncode == 0, quiet.stderr[-2000:] + verbose.stderr[-2000:]
+    assert quiet.stdout == verbose.stdout
+    quiet_log = [line for line in quiet.stderr.splitlines() if TF_LOG_LINE.match(line)]
+    verbose_log = [line for line in verbose.stderr.splitlines() if TF_LOG_LINE.match(line)]
+    assert not [line for line in quiet_log if re.match(r"[EWF]\d", line)], quiet.stderr  # e.g. cuInit's on a CPU
+    # more with --verbose: device creation on a GPU, the cuInit error and CPU features on a CPU
+    assert len(verbose_log) > len(quiet_log), verbose.stderr
 
 
 # ---------------------------------------------------------------- the engine stays UI-free
