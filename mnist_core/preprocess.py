@@ -32,6 +32,11 @@ THICKNESS = 1.97  # MNIST's median stroke thickness in the 28x28 frame, by strok
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601 weights, as PIL's convert("L")
 
 UPLOAD_FORMATS = ("PNG", "JPEG")  # PIL format names; uploads in any other format are refused
+# Pictures decoded whole (PNG, progressive JPEG) may have at most this many pixels: the costliest kind measured, a
+# PNG with a transparent palette, peaks at 9 bytes a pixel through load_upload and preprocess_image, so ~90 MB here.
+# An A4 page scanned at 300 dpi (8.7 MP) and a 4K screenshot (8.3 MP) fit; a JPEG in one scan of any size PIL
+# opens (a 12 MP phone photo) is decoded reduced instead, at 1/2, 1/4 or 1/8 scale: ~30 MB at most, all told.
+MAX_PIXELS = 10_000_000
 
 
 class ImageUploadError(ValueError):
@@ -75,8 +80,12 @@ def preprocess_image(image: Image.Image) -> np.ndarray | None:
     return _to_mnist(ink / contrast)
 
 
-def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int = 40_000_000) -> Image.Image:
-    """Open uploaded bytes as a fully decoded PIL image (EXIF rotation applied), or raise ImageUploadError."""
+def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int = MAX_PIXELS) -> Image.Image:
+    """Open uploaded bytes as a decoded PIL image (EXIF rotation applied), or raise ImageUploadError.
+
+    A picture PIL must decode whole is refused above `max_pixels`, from its header, before anything is decoded.
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale as far as its longer side stays at least MAX_SIDE.
+    """
     accepted = " or ".join(UPLOAD_FORMATS)
     if not data:
         raise ImageUploadError("The uploaded file is empty.")
@@ -89,9 +98,10 @@ def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int =
             image = Image.open(io.BytesIO(data))
             if image.format not in UPLOAD_FORMATS:
                 raise ImageUploadError(f"{image.format} pictures are not supported; please upload a {accepted} file.")
-            if image.width * image.height > max_pixels:
-                raise ImageUploadError(f"The picture is too large ({image.width}x{image.height} pixels); "
-                                       f"the limit is {max_pixels:,} pixels.")
+            if _decoded_whole(image, data) and image.width * image.height > max_pixels:  # header only: not decoded
+                raise ImageUploadError(_too_large(image, max_pixels))
+            if image.format == "JPEG":
+                image.draft(image.mode, _draft_size(image.size))  # libjpeg's DCT scaling: decoded reduced
             image.load()  # decode now, so corrupt and truncated files fail here and not later
             ImageOps.exif_transpose(image, in_place=True)  # phone photos: turn upright as the camera was held
             return image
@@ -103,6 +113,39 @@ def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int =
         raise ImageUploadError("The picture has too many pixels to open safely.") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL's errors for corrupt or truncated data
         raise ImageUploadError(f"The picture is damaged or incomplete and cannot be read ({exc}).") from exc
+
+
+def _decoded_whole(image: Image.Image, data: bytes) -> bool:
+    """Whether decoding `image` (just opened from `data`) holds the whole picture in memory at full size.
+
+    True for every format but a JPEG in one scan, which libjpeg turns into rows at the drafted scale as it reads.
+    A JPEG in several scans (progressive, or a first scan without every colour component) keeps every DCT
+    coefficient of the full picture until the last scan: 2 bytes a sample, 3-8 bytes a pixel, however drafted.
+    """
+    if image.format != "JPEG":
+        return True
+    if image.info.get("progressive"):
+        return True
+    sos = data.rfind(b"\xff\xda", 0, image.fp.tell())  # the first scan's header: PIL's parser stops right after it
+    return sos < 0 or data[sos + 4] < image.layers  # its component count: fewer than the picture's, more scans follow
+
+
+def _draft_size(size: tuple[int, int]) -> tuple[int, int]:
+    """The size to ask Image.draft for: the picture's aspect, its longer side MAX_SIDE (preprocess_image's own limit).
+
+    PIL picks the largest of 1/2, 1/4 and 1/8 that keeps both sides at least this, so a 4000x3000 photo decodes
+    at 2000x1500 (12 MB as RGB instead of 48 MB); a picture smaller than this is decoded as it is.
+    """
+    scale = MAX_SIDE / max(size)
+    return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
+
+
+def _too_large(image: Image.Image, max_pixels: int) -> str:
+    """The message for a picture over the pixel cap, naming its size, the cap, and what to upload instead."""
+    kind, instead = (("PNG", "save it as a JPEG, which is read at a reduced size") if image.format == "PNG" else
+                     ("progressive JPEG", "save it as a standard (baseline) JPEG"))
+    return (f"The picture is too large ({image.width}x{image.height} pixels); the limit is {max_pixels:,} pixels "
+            f"for a {kind}. Please scale it down, or {instead}.")
 
 
 def _grey(image: Image.Image) -> np.ndarray:

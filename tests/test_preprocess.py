@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
-from PIL import Image
+from PIL import Image, ImageDraw, ImageFile
 
 from mnist_core import evalsets
 from mnist_core.canvas import CANVAS_PX, draw_bitmap, draw_strokes, to_rgba
 from mnist_core.data import load_mnist
 from mnist_core.predict import Predictor
-from mnist_core.preprocess import (THICKNESS, ImageUploadError, load_upload, preprocess_drawing, preprocess_image,
-                                   stroke_thickness)
+from mnist_core.preprocess import (MAX_PIXELS, THICKNESS, ImageUploadError, load_upload, preprocess_drawing,
+                                   preprocess_image, stroke_thickness)
 
 COORDS = np.arange(28)
 
@@ -196,6 +198,97 @@ def test_load_upload_rejects_bad_files(case):
     }[case]
     with pytest.raises(ImageUploadError, match=message):
         load_upload(data, **kwargs)
+
+
+def paper_seven(width: int, height: int, mode: str = "L") -> Image.Image:
+    """A dark 7 on light paper filling about half the picture's height."""
+    image = Image.new(mode, (width, height), "white")
+    s, cx, cy = min(width, height), width / 2, height / 2
+    ImageDraw.Draw(image).line([(cx - 0.15 * s, cy - 0.25 * s), (cx + 0.15 * s, cy - 0.25 * s),
+                                (cx - 0.05 * s, cy + 0.25 * s)], fill="black", width=s // 30)
+    return image
+
+
+def bomb_png(width: int, height: int) -> bytes:
+    """An all-zero RGBA PNG written row by row: a few hundred KB that decode to width * height * 4 bytes."""
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+    z, row = zlib.compressobj(9), bytes(1 + 4 * width)  # each row: filter type 0, then RGBA zeros
+    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, colour type 6 (RGBA)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+def no_decoding(monkeypatch):
+    """Any attempt to decode a picture fails the test (AssertionError is not one of the errors load_upload catches)."""
+    def load(self):
+        raise AssertionError(f"{self.format} {self.size} was decoded")
+    monkeypatch.setattr(ImageFile.ImageFile, "load", load)
+
+
+def test_large_jpeg_is_read_at_reduced_size_and_upright():
+    photo = paper_seven(4000, 3000, "RGB")  # a 12 MP phone photo
+    data = png_bytes(photo, "JPEG", quality=90)
+    loaded = load_upload(data)
+    assert (loaded.format, loaded.size) == ("JPEG", (2000, 1500))  # decoded at 1/2 scale: 12 MB, not 48 MB
+    assert corr(preprocess_image(loaded), preprocess_image(photo)) > 0.98
+    exif = Image.new("L", (1, 1)).getexif()
+    exif[0x0112] = 6  # EXIF orientation: the camera was turned 90 degrees
+    assert load_upload(png_bytes(photo, "JPEG", exif=exif.tobytes())).size == (1500, 2000)
+
+
+def test_jpeg_of_any_size_pil_opens_is_read_at_eighth_scale():
+    loaded = load_upload(png_bytes(paper_seven(9600, 7200), "JPEG", quality=80))  # 69 MP, under PIL's 89 MP
+    assert loaded.size == (1200, 900)
+    assert preprocess_image(loaded) is not None
+
+
+def test_png_at_the_cap_is_accepted():
+    width = 4000
+    assert load_upload(png_bytes(paper_seven(width, MAX_PIXELS // width))).size == (4000, 2500)
+
+
+def test_png_above_the_cap_is_refused_naming_its_size_and_the_cap(no_decoding):
+    with pytest.raises(ImageUploadError) as refused:
+        load_upload(png_bytes(paper_seven(4000, 2501)))
+    assert str(refused.value) == ("The picture is too large (4000x2501 pixels); the limit is 10,000,000 pixels "
+                                  "for a PNG. Please scale it down, or save it as a JPEG, which is read at a "
+                                  "reduced size.")
+
+
+def test_decompression_bomb_png_is_refused_without_decoding(no_decoding):
+    data = bomb_png(6000, 5000)  # 30 MP: 120 MB as RGBA, under PIL's own 89 MP limit
+    assert len(data) < 200_000
+    with pytest.raises(ImageUploadError, match=r"too large \(6000x5000 pixels\); the limit is 10,000,000 pixels"):
+        load_upload(data)
+
+
+def test_progressive_jpeg_above_the_cap_is_refused_without_decoding(no_decoding):
+    """libjpeg keeps every coefficient of a progressive JPEG at full size (3-8 bytes a pixel), drafted or not."""
+    data = png_bytes(paper_seven(4000, 3000, "RGB"), "JPEG", progressive=True)
+    with pytest.raises(ImageUploadError, match=r"\(4000x3000 pixels\); the limit is 10,000,000 pixels for a "
+                                               r"progressive JPEG\. Please scale it down, or save it as a "
+                                               r"standard \(baseline\) JPEG\."):
+        load_upload(data)
+
+
+def test_jpeg_whose_first_scan_lacks_a_component_counts_as_decoded_whole(no_decoding):
+    """A sequential JPEG whose scans each hold one component is buffered whole like a progressive one."""
+    data = png_bytes(Image.new("RGB", (4000, 3000), "white"), "JPEG")
+    sos = data.index(b"\xff\xda")
+    assert data[sos + 4] == 3  # PIL writes one interleaved scan of Y, Cb and Cr
+    one_component = bytes.fromhex("ffda0008010100003f00")  # SOS: 1 component (Y), then Ss=0, Se=63, Ah/Al=0
+    data = data[:sos] + one_component + data[sos + 2 + 12:]
+    with pytest.raises(ImageUploadError, match="4000x3000 pixels"):
+        load_upload(data)
+
+
+def test_small_progressive_jpeg_is_read():
+    image = paper_seven(400, 300, "RGB")
+    loaded = load_upload(png_bytes(image, "JPEG", progressive=True, quality=90))
+    assert loaded.size == (400, 300) and loaded.info.get("progressive")
+    assert corr(preprocess_image(loaded), preprocess_image(image)) > 0.98
 
 
 def test_placed_canvas_digits_are_read_as_well_as_plain_ones(mnist_test):
