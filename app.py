@@ -5,13 +5,15 @@ Run with `streamlit run app.py`. The page only lays out tabs; each tab is one fu
 
 import streamlit as st
 
-from studio import draw_tab, evaluate_tab, gallery_tab, my_digits_tab, resources, sidebar, state, train_tab, watch
+from studio import (draw_tab, evaluate_tab, gallery_tab, guard, my_digits_tab, resources, sidebar, state, train_tab,
+                    watch)
 
 
 def main() -> None:
     st.set_page_config(page_title="MNIST Digit Studio", page_icon="✏️", layout="wide")
     state.init()
-    sidebar.render()
+    with st.sidebar, guard.section("The sidebar"):  # a part that fails says so in one line; the rest is drawn
+        sidebar.render()
 
     # Every tab renders on every run, so no tab's widgets lose their state. The server knows which tab is open (a
     # switch is one full run) only so that hidden live views stop redrawing themselves (studio.polling). The
@@ -20,18 +22,19 @@ def main() -> None:
     train, evaluate, gallery, draw, mine = st.tabs(
         [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
          ":material/draw: Draw", ":material/person_edit: My digits"], key="tabs", on_change="rerun")
-    with train:
+    with train, guard.section("The Train tab"):
         train_tab.render(visible=bool(train.open))
-    with gallery:
+    with gallery, guard.section("The Gallery tab"):
         gallery_tab.render()
-    with draw:
+    with draw, guard.section("The Draw tab"):
         draw_tab.render(visible=bool(draw.open))
-    with mine:
+    with mine, guard.section("The My digits tab"):
         my_digits_tab.render(visible=bool(mine.open))
-    with evaluate:
+    with evaluate, guard.section("The Evaluate tab"):
         evaluate_tab.render()
 
-    watch.render()
+    with guard.section("The watcher of training runs"):
+        watch.render()
     resources.settle_heap()
 
 

@@ -278,14 +278,19 @@ class RunStore:
         listed = {Path(r.model).name for r in records if r.model}
         orphans = [p for p in sorted(self.models_dir.glob("*.keras")) if p.name not in listed]
         in_flight = self._read_marker()
+        adopted = []
         for path in orphans:
-            self._append(_recovered(path))
+            record = _recovered(path)
+            if in_flight is not None and not record.config:  # killed between the model and its sidecar: the run's
+                record = dataclasses.replace(record, config=in_flight[0], preset=str(in_flight[0].get("preset", "?")))
+            self._append(record)
+            adopted.append(record)
         if orphans:
             done.append(f"Listed {_count(len(orphans), 'saved model')} whose run was not logged (the server "
                         "stopped while it was saved).")
         if in_flight is not None:
             config, started = in_flight
-            if not any(_recovered(p).config == config for p in orphans):  # else that model is the run's
+            if not any(r.config == config for r in adopted):  # else that model is the run's record
                 self._append(RunRecord(
                     finished_at=_now(), preset=str(config.get("preset", "?")), status="interrupted",
                     message=f"Interrupted: the server stopped while this run trained (started {started}). "

@@ -15,7 +15,7 @@ from mnist_core.digits_db import Reading, encode_png
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
-from studio import charts, polling, resources
+from studio import charts, guard, polling, resources
 
 HINT = "Draw a digit on the black square: the model's answer appears here."
 LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly published weights (tab open only)
@@ -37,7 +37,7 @@ def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source:
         st.session_state["teach_message"] = ("success", f"Saved as {label} · {store.count()} of your digits")
         st.session_state["teach_saved"] = True
     except Exception as exc:  # a full disk or a damaged database: say so, keep the drawing
-        st.session_state["teach_message"] = ("error", f"The digit was not saved: {exc}")
+        st.session_state["teach_message"] = ("error", f"The digit was not saved: {guard.public(exc)}")
         return
     if source == "drawn":
         _clear()
@@ -128,7 +128,7 @@ def _drawing() -> None:
         try:
             x = preprocess_drawing(image_data)
         except ValueError as exc:
-            message.error(f"The drawing could not be read: {exc}")
+            message.error(f"The drawing could not be read: {guard.public(exc)}")
     st.session_state["drawing_x"] = x
     if x is None:  # "Saved as 4 · …" stays beside the emptied canvas (which reruns this once more) until a drawing
         shown.info(HINT)
@@ -162,7 +162,7 @@ def _live_reading() -> None:
         live = resources.live_model(job)
         published = live.refresh(job.weights)
     except Exception as exc:  # training goes on regardless; only this view is lost
-        shown.error(f"The network in training cannot be read: {exc}")
+        shown.error(f"The network in training cannot be read: {guard.public(exc)}")
         return
     x = st.session_state.get("drawing_x")
     if published is None:
@@ -187,7 +187,7 @@ def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
         first, second = explainer.activations(x)
         filters = explainer.first_filters()
     except Exception as exc:  # the prediction above stands even if the explanation fails
-        st.error(f"The model's reasons could not be computed: {exc}")
+        st.error(f"The model's reasons could not be computed: {guard.public(exc)}")
         return
     c1, c2, c3 = st.columns([1, 1, 2], gap="medium")
     c1.image(charts.saliency_overlay(x, saliency.attribution), width="stretch",
@@ -225,7 +225,7 @@ def _canvas() -> np.ndarray | None:
     try:
         png, image = result.image_bytes, result.image_data
     except Exception as exc:  # a malformed payload from the browser
-        st.error(f"The canvas sent an unreadable image: {exc}")
+        st.error(f"The canvas sent an unreadable image: {guard.public(exc)}")
         return None
     seen = None if png is None else hashlib.sha1(png).hexdigest()
     st.session_state["canvas_seen"] = seen
@@ -248,7 +248,7 @@ def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, head
     try:
         proba = predictor.predict_proba(x)[0]
     except Exception as exc:
-        st.error(f"The model could not read this image: {exc}")
+        st.error(f"The model could not read this image: {guard.public(exc)}")
         return None
     ms = (time.perf_counter() - started) * 1000
     digit = int(np.argmax(proba))
@@ -276,13 +276,13 @@ def _upload() -> None:
         image = load_upload(upload.getvalue())
         x = preprocess_image(image)
     except ImageUploadError as exc:
-        shown.error(f"{upload.name}: {exc}")
+        shown.error(f"{guard.public(upload.name)}: {guard.public(exc)}")
         return
     except Exception as exc:  # anything else a strange file can trigger must not take the page down
-        shown.error(f"{upload.name} could not be read as a digit picture: {exc}")
+        shown.error(f"{guard.public(upload.name)} could not be read as a digit picture: {guard.public(exc)}")
         return
     if x is None:
-        shown.warning(f"{upload.name}: no digit found — the picture looks blank.")
+        shown.warning(f"{guard.public(upload.name)}: no digit found — the picture looks blank.")
         return
     with shown.container():
         original, column = st.columns([1, 3], gap="large")

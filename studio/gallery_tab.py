@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from mnist_core.data import to_float_images
-from studio import charts, resources
+from studio import charts, guard, resources
 from studio.paging import pager
 
 PAGE_SIZE = 20  # 2 rows x 10
@@ -87,7 +87,7 @@ def render() -> None:
         try:
             predictions = tuple(int(p) for p in active.predictor.predict(to_float_images(x[shown])[..., 0]))
         except Exception as exc:
-            st.error(f"The model could not classify these digits: {exc}")
+            st.error(f"The model could not classify these digits: {guard.public(exc)}")
     caption = "Labels: " + " ".join(map(str, labels))
     if predictions is not None:
         wrong = sum(p != t for p, t in zip(predictions, labels))

@@ -14,7 +14,7 @@ from mnist_core.digits_db import DigitsDatabaseError, DigitsImportError, DigitSt
 from mnist_core.jobs import JobAlreadyRunning
 from mnist_core.store import ModelFileError, utc_minute
 from mnist_core.training import TrainConfig
-from studio import charts, host, polling, resources
+from studio import charts, guard, host, polling, resources
 from studio.paging import pager
 
 PAGE_SIZE = 20  # 4 rows of 5: each digit carries its own widgets, so few per page keeps reruns fast
@@ -46,7 +46,7 @@ def _edit(digit_id: int, delete: bool) -> None:
     except KeyError:  # deleted in another session since this page was drawn
         _say("warning", f"#{digit_id} is gone: it was deleted elsewhere.", "gallery")
     except DigitsDatabaseError as exc:
-        _say("error", f"Your digits cannot be changed: {exc}", "gallery")
+        _say("error", f"Your digits cannot be changed: {guard.public(exc)}", "gallery")
 
 
 def _import() -> None:
@@ -58,7 +58,7 @@ def _import() -> None:
     try:
         report = resources.digit_store().import_zip(upload.getvalue())
     except (DigitsImportError, DigitsDatabaseError) as exc:  # nothing was added
-        _say("error", f"{upload.name} was not imported: {exc}", "import")
+        _say("error", f"{guard.public(upload.name)} was not imported: {guard.public(exc)}", "import")
         return
     skipped = f" · {len(report.skipped)} skipped" if report.skipped else ""
     _say("success" if report.added else "warning", f"Imported {report.added} digits{skipped}.", "import",
@@ -75,9 +75,9 @@ def _start_finetune() -> None:
     except JobAlreadyRunning as exc:  # another session started one since this page was drawn
         _say("error", str(exc), "finetune")
     except (ValueError, ModelFileError) as exc:  # a network that is not a preset, an unreadable sidecar
-        _say("error", f"The active model cannot be fine-tuned: {exc}", "finetune")
+        _say("error", f"The active model cannot be fine-tuned: {guard.public(exc)}", "finetune")
     except DigitsDatabaseError as exc:
-        _say("error", f"Your digits cannot be read: {exc}", "finetune")
+        _say("error", f"Your digits cannot be read: {guard.public(exc)}", "finetune")
 
 
 def _first_page() -> None:
@@ -121,7 +121,7 @@ def render(visible: bool = True) -> None:
     try:
         store = resources.digit_store()
     except DigitsDatabaseError as exc:  # a corrupt file: say so, and keep the rest of the page working
-        st.error(f"Your digits cannot be read: {exc}")
+        st.error(f"Your digits cannot be read: {guard.public(exc)}")
         _show_message(None)
         return
     active = resources.active_model()
@@ -132,7 +132,7 @@ def render(visible: bool = True) -> None:
             predicted = _readings(str(active.path), active.mtime_ns, ids.tobytes(), images, active.predictor)
             readings = dict(zip(ids.tolist(), predicted.tolist()))
         except Exception as exc:  # a model that cannot read these must not take the tab down
-            st.error(f"The active model could not read your digits: {exc}")
+            st.error(f"The active model could not read your digits: {guard.public(exc)}")
 
     if len(ids) == 0:
         st.info("You have no labelled digits yet. Draw one in the **Draw** tab and press its "
@@ -215,7 +215,7 @@ def _progress() -> None:
 def _result() -> None:
     history = [r for r in resources.runs().history() if r.is_finetune]
     if history and history[0].status == "failed":
-        st.error(f"The last fine-tune failed: {history[0].message}")
+        st.error(f"The last fine-tune failed: {guard.public(history[0].message)}")
     record = next((r for r in history if r.personal), None)
     if record is None:
         return

@@ -129,8 +129,9 @@ class ActiveModel:
 
 def active_model() -> ActiveModel:
     """The model every session predicts with; falls back to the shipped default if the active one is unusable."""
-    errors: list[str] = []
-    path = runs().active_path()
+    store = runs()
+    path, problem = store.active_path(), store.active_problem()  # a broken pointer is named, not silently ignored
+    errors = [problem] if problem else []
     loaded, mtime = _try_load(path)
     if isinstance(loaded, str) and path != DEFAULT_MODEL:
         errors.append(f"{loaded} Falling back to the shipped default model.")

@@ -9,7 +9,7 @@ import streamlit as st
 
 from mnist_core.runs import RunRecord
 from mnist_core.store import DEFAULT_MODEL, utc_minute
-from studio import host, resources
+from studio import guard, host, resources
 
 
 def _describe(record: RunRecord) -> str:
@@ -42,7 +42,7 @@ def _make_active(path: str) -> None:
     try:
         resources.runs().set_active(path)
     except OSError as exc:  # vanished file, unwritable runs folder
-        st.session_state["runs_error"] = f"That model cannot be made active: {exc}"
+        st.session_state["runs_error"] = f"That model cannot be made active: {guard.public(exc)}"
 
 
 def _delete_model(path: str) -> None:
@@ -53,7 +53,7 @@ def _delete_model(path: str) -> None:
     try:
         resources.runs().delete_model(path)
     except (ValueError, OSError) as exc:  # the active model, a file not ours, a read-only folder
-        st.session_state["runs_error"] = f"That model was not deleted: {exc}"
+        st.session_state["runs_error"] = f"That model was not deleted: {guard.public(exc)}"
 
 
 def _delete_popover(container, record: RunRecord, state: str) -> None:
@@ -82,7 +82,11 @@ def _run_id(record: RunRecord) -> str:
 
 def render() -> None:
     st.subheader("Runs")
-    records = resources.runs().history()
+    records, problem = resources.runs().read_log()
+    if problem:
+        st.warning(guard.public(problem), icon=":material/warning:")
+    for note in resources.jobs().tidied:  # what this server's start put right after a kill
+        st.caption(f"At start-up: {guard.public(note)}")
     active = resources.active_model().path.resolve()  # the model in use, after any fallback
     error = st.session_state.get("runs_error")
     if error:

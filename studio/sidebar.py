@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mnist_core.store import utc_minute
-from studio import host, resources
+from studio import guard, host, resources
 
 
 def model_summary_line(active: resources.ActiveModel) -> str:
@@ -24,34 +24,34 @@ def trained_when(active: resources.ActiveModel) -> str:
 
 
 def render() -> None:
-    with st.sidebar:
-        st.title(":material/draw: MNIST Digit Studio")
-        st.caption("Train a CNN on MNIST, browse the digits, and let the model read yours.")
+    """Drawn inside st.sidebar by the page."""
+    st.title(":material/draw: MNIST Digit Studio")
+    st.caption("Train a CNN on MNIST, browse the digits, and let the model read yours.")
 
-        st.subheader("Device")
-        device = resources.device_info()
-        st.markdown(device.describe())
-        if not device.cpu_only:
-            st.caption(f"GPUs seen: {', '.join(device.gpus_seen)} · memory growth "
-                       f"{'on' if device.memory_growth else 'off'}")
-        for note in device.notes:
-            st.caption(f"Note: {note}")
+    st.subheader("Device")
+    device = resources.device_info()
+    st.markdown(device.describe())
+    if not device.cpu_only:
+        st.caption(f"GPUs seen: {', '.join(device.gpus_seen)} · memory growth "
+                   f"{'on' if device.memory_growth else 'off'}")
+    for note in device.notes:
+        st.caption(f"Note: {note}")
 
-        st.subheader("Active model")
-        active = resources.active_model()
-        for error in active.errors:
-            st.error(error)
-        if active.predictor is not None:
-            st.markdown(model_summary_line(active))
-            st.caption(f"{trained_when(active)} · `{active.path.name}`"
-                       + (" (shipped default)" if active.is_default else ""))
-            path = active.path
-            st.download_button("Download model (.keras)", data=path.read_bytes, file_name=path.name,
-                               mime="application/zip", key="download_model", icon=":material/download:",
-                               on_click="ignore", width="stretch",
-                               help="The active model as a Keras file: keras.saving.load_model() reads it.")
+    st.subheader("Active model")
+    active = resources.active_model()
+    for error in active.errors:
+        st.error(guard.public(error))
+    if active.predictor is not None:
+        st.markdown(model_summary_line(active))
+        st.caption(f"{trained_when(active)} · `{active.path.name}`"
+                   + (" (shipped default)" if active.is_default else ""))
+        path = active.path
+        st.download_button("Download model (.keras)", data=path.read_bytes, file_name=path.name,
+                           mime="application/zip", key="download_model", icon=":material/download:",
+                           on_click="ignore", width="stretch",
+                           help="The active model as a Keras file: keras.saving.load_model() reads it.")
 
-        job = resources.jobs().job
-        if job is not None and job.running:
-            st.info(f"Training **{job.config.preset}** in the Train tab…")
-        host.render()
+    job = resources.jobs().job
+    if job is not None and job.running:
+        st.info(f"Training **{job.config.preset}** in the Train tab…")
+    host.render()

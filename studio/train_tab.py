@@ -11,8 +11,9 @@ from mnist_core import data, finetune
 from mnist_core.digits_db import DigitsDatabaseError
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
+from mnist_core.runs import RunsFolderError
 from mnist_core.training import SCHEDULES, TrainConfig
-from studio import charts, host, polling, resources, runs_view
+from studio import charts, guard, host, polling, resources, runs_view
 from studio.state import FULL_TEST, FULL_TRAIN, recipe
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
@@ -57,9 +58,11 @@ def _start_training() -> None:
     except JobAlreadyRunning as exc:
         st.session_state["train_error"] = str(exc)
     except ValueError as exc:  # TrainConfig's checks
-        st.session_state["train_error"] = f"These settings cannot be used: {exc}"
+        st.session_state["train_error"] = f"These settings cannot be used: {guard.public(exc)}"
     except DigitsDatabaseError as exc:  # "include my digits" with a damaged database
-        st.session_state["train_error"] = f"Your digits cannot be read: {exc}"
+        st.session_state["train_error"] = f"Your digits cannot be read: {guard.public(exc)}"
+    except RunsFolderError as exc:  # read-only or full: said before training, not after
+        st.session_state["train_error"] = guard.public(exc)
 
 
 def _stop_training(number: int) -> None:
@@ -161,7 +164,7 @@ def _network_summary(preset: str) -> None:
     try:
         rows, total = resources.preset_summary(preset)
     except Exception as exc:  # a broken preset must not take the page down
-        st.error(f"Could not build the {preset} network: {exc}")
+        st.error(f"Could not build the {preset} network: {guard.public(exc)}")
         return
     table = pd.DataFrame({
         "Layer": [r.kind for r in rows],
@@ -236,7 +239,7 @@ def _job_view(job: TrainingJob) -> None:
 
 def _final_status(job: TrainingJob, snap) -> None:
     show = {"completed": st.success, "stopped": st.warning}.get(snap.status, st.error)
-    show(f"**{snap.status.capitalize()}.** {snap.message}")
+    show(f"**{snap.status.capitalize()}.** {guard.public(snap.message)}")
     result = job.result
     m1, m2, m3 = st.columns(3)
     acc = None if result is None else result.test_accuracy

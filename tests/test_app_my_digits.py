@@ -283,7 +283,11 @@ def test_stop_ends_the_fine_tune(runs, store, twelve, monkeypatch):
     assert record.is_finetune and record.status == "stopped", record.message
     if record.model is None:  # stopped before a full epoch: the model is not kept
         assert runs.active_path() == DEFAULT_MODEL
-    assert any(c.value.endswith(f"held out · {record.status}") for c in at.container(key="finetune-result").caption)
+    captions = [c.value for c in at.container(key="finetune-result").caption]
+    if "did not stop within" in record.message:  # a busy machine: the process was ended by force, nothing measured
+        assert captions == []
+    else:
+        assert any(c.endswith(f"held out · {record.status}") for c in captions), (captions, record.message)
 
 
 def test_a_failed_fine_tune_says_why(runs, store):

@@ -166,7 +166,8 @@ def test_saved_files_are_not_private(saved_model, tmp_path):
 
 
 @pytest.mark.parametrize("content, says", [
-    ("[]", "it holds a list, not an object"), ('{"test_accuracy": "high"}', '"test_accuracy" is \'high\', not a number'),
+    ("[]", "it holds a list, not an object"),
+    ('{"test_accuracy": "high"}', '"test_accuracy" is \'high\', not a number'),
     ('{"config": null}', '"config" is null, not an object'), ('{"preset": true}', '"preset" is true, not text'),
 ])
 def test_a_sidecar_of_the_wrong_shape_is_named_not_used(saved_model, tmp_path, content, says):
