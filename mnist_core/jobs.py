@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from mnist_core.live import WeightBoard
 from mnist_core.progress import ProgressSnapshot, TrainingProgress
+from mnist_core.retention import Retention, keep_setting
 from mnist_core.runs import RunStore
 from mnist_core.store import ModelInfo
 from mnist_core.training import TrainConfig, TrainResult, train
@@ -80,6 +81,7 @@ class JobManager:
             self.tidied = runs.tidy()  # what the last server or training process left, put right; in words
         except OSError as exc:  # a read-only or vanished runs folder: the studio still reads digits
             self.tidied = [f"The runs folder {runs.root} could not be tidied at start-up: {exc.strerror or exc}."]
+        self.tidied += [problem] if (problem := keep_setting()[1]) else []
         self._lock = threading.Lock()
         self._job: TrainingJob | None = None
         self._context = multiprocessing.get_context("spawn")  # a fresh interpreter: nothing of the server's TF
@@ -150,6 +152,11 @@ class JobManager:
             self.runs.record(job.config, job.result, status, message, job.saved)
         except Exception as exc:  # e.g. a full disk: the log is secondary to saying how the run ended
             message += f" (The run could not be logged: {exc})"
+        if job.saved is not None:
+            pruned = Retention(self.runs, keep_setting()[0]).prune()
+            if pruned:
+                message += (f" {len(pruned)} older model{'s were' if len(pruned) > 1 else ' was'} deleted to keep "
+                            f"the newest {keep_setting()[0]} (see Runs).")
         job.progress.finish(status, message)
 
     def _ended(self, job: TrainingJob, result: TrainResult, saved: ModelInfo | None) -> tuple[str, str]:

@@ -239,6 +239,29 @@ class RunStore:
                     torn = False
                 f.write(("\n" if torn else "").encode() + record.to_json().encode() + b"\n")
 
+    def clear_log(self) -> int:
+        """Forget the runs whose model is not on disk (never kept, deleted or pruned), and lines that are not runs.
+
+        Runs with a model stay, so that no model is left unlisted. Returns how many lines were removed.
+        """
+        with self._lock:
+            try:
+                lines = self.log_file.read_bytes().splitlines()
+            except FileNotFoundError:
+                return 0
+            kept = []
+            for line in lines:
+                try:
+                    record = RunRecord.from_json(line)
+                except (ValueError, RecursionError):
+                    continue
+                if record.model is not None and Path(record.model).is_file():
+                    kept.append(line)
+            tmp = self.root / f".runs{TEMP_MARK}.jsonl"
+            tmp.write_bytes(b"".join(line + b"\n" for line in kept))
+            os.replace(tmp, self.log_file)
+        return sum(1 for line in lines if line.strip()) - len(kept)
+
     def begin_run(self, config: TrainConfig) -> None:
         """Before a run starts: check that its model and its record can be written, then mark it as in flight.
 

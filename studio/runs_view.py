@@ -7,6 +7,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from mnist_core.retention import KEEP_ENV, Retention, keep_setting
 from mnist_core.runs import RunRecord
 from mnist_core.store import DEFAULT_MODEL, utc_minute
 from studio import guard, host, resources
@@ -25,13 +26,17 @@ def _kind(record: RunRecord) -> str:
     return record.preset + (" · with your digits" if record.config.get("my_digits") else "")
 
 
-def _model_state(record: RunRecord, active: Path) -> str:
+def _model_state(record: RunRecord, active: Path, pruned: set[str]) -> str:
     if record.model is None:
         return "not kept"
     path = Path(record.model)
     if not path.is_file():
-        return "file deleted"
+        return "pruned" if path.name in pruned else "file deleted"
     return "active" if path == active else "saved"
+
+
+def _retention() -> Retention:
+    return Retention(resources.runs(), keep_setting()[0])
 
 
 def _make_active(path: str) -> None:
@@ -56,6 +61,42 @@ def _delete_model(path: str) -> None:
         st.session_state["runs_error"] = f"That model was not deleted: {guard.public(exc)}"
 
 
+def _pin(path: str, on: bool) -> None:
+    st.session_state["runs_error"] = None
+    if not host.unlocked():
+        st.session_state["runs_error"] = host.LOCKED
+        return
+    try:
+        _retention().pin(path, on)
+    except OSError as exc:  # a read-only runs folder
+        verb = "pinned" if on else "unpinned"
+        st.session_state["runs_error"] = f"That model could not be {verb}: {guard.public(exc)}"
+
+
+def _clear_log() -> None:
+    st.session_state["runs_error"] = None
+    if not host.unlocked():
+        st.session_state["runs_error"] = host.LOCKED
+        return
+    try:
+        removed = resources.runs().clear_log()
+    except OSError as exc:
+        st.session_state["runs_error"] = f"The run log was not cleared: {guard.public(exc)}"
+        return
+    st.session_state["runs_note"] = f"Cleared {removed} run{'' if removed == 1 else 's'} without a model from the log."
+
+
+def _clear_popover(container) -> None:
+    """Clearing the log asks once more, and says what stays."""
+    locked = not host.unlocked()
+    pop = container.popover("Clear the log", icon=":material/delete_sweep:", key="clear_log_popover",
+                            disabled=locked, help=host.LOCKED if locked else "Forget the runs that have no model on "
+                            "disk.")
+    pop.markdown("Forget every run whose model is not on disk (not kept, deleted or pruned)? Runs with a model stay "
+                 "listed, and no model file is touched.")
+    pop.button("Clear", key="clear_log_btn", type="primary", icon=":material/delete_sweep:", on_click=_clear_log)
+
+
 def _delete_popover(container, record: RunRecord, state: str) -> None:
     """Deleting asks once more, inside a popover, and says what stays."""
     locked = not host.unlocked()
@@ -64,7 +105,8 @@ def _delete_popover(container, record: RunRecord, state: str) -> None:
                             help=host.LOCKED if locked else {"saved": "Free the disk space of this run's model file.",
                                   "active": "Make another model active before deleting this one.",
                                   "not kept": "This run ended without a model.",
-                                  "file deleted": "This run's model file is already gone."}[state])
+                                  "file deleted": "This run's model file is already gone.",
+                                  "pruned": "This run's model was deleted to keep the newest ones."}[state])
     if state == "saved":
         path = Path(record.model)
         try:
@@ -88,10 +130,14 @@ def render() -> None:
     for note in resources.jobs().tidied:  # what this server's start put right after a kill
         st.caption(f"At start-up: {guard.public(note)}")
     active = resources.active_model().path.resolve()  # the model in use, after any fallback
-    error = st.session_state.get("runs_error")
+    error, note = st.session_state.get("runs_error"), st.session_state.get("runs_note")
     if error:
         st.error(error)
-        st.session_state["runs_error"] = None
+    if note:
+        st.success(note)
+    st.session_state["runs_error"] = st.session_state["runs_note"] = None  # each shown once
+    retention = _retention()
+    pinned, pruned = retention.pinned(), retention.pruned()
     if not records:
         st.caption("Every finished run will be listed here, newest first, with its model if it was kept.")
     else:
@@ -102,30 +148,42 @@ def render() -> None:
             "Epochs": [f"{r.full_epochs}/{r.config.get('epochs', '?')}" for r in records],
             "Test accuracy": [None if r.test_accuracy is None else r.test_accuracy * 100 for r in records],
             "Seconds": [r.seconds for r in records],
-            "Model": [_model_state(r, active) for r in records],
+            "Model": [_model_state(r, active, pruned) for r in records],
+            "Pinned": [r.model is not None and Path(r.model).name in pinned for r in records],
         })
         st.dataframe(table, hide_index=True, width="stretch", key="runs_table", column_config={
             "Test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
             "Seconds": st.column_config.NumberColumn(format="%.1f"),
         })
-        pick, use, csv, delete = st.columns([3, 1, 1, 1], vertical_alignment="bottom")
+        st.caption(f"Kept on disk: the active model, pinned ones and the newest {retention.keep} "
+                   f"(`{KEEP_ENV}`). Older ones are deleted when a run is kept; their runs stay listed as pruned.")
+        pick, use, pin, csv, delete = st.columns([3, 1, 1, 1, 1], vertical_alignment="bottom")
         by_id = {_run_id(r): r for r in records}  # stable when other runs finish and the list grows
         chosen = pick.selectbox("Run", list(by_id), format_func=lambda i: _describe(by_id[i]), key="runs_choice")
         record = by_id.get(chosen, records[0])
-        state = _model_state(record, active)
+        state = _model_state(record, active, pruned)
         locked = not host.unlocked()
         use.button("Make active", key="make_active_btn", icon=":material/check_circle:", width="stretch",
                    disabled=state != "saved" or locked, on_click=_make_active, args=(record.model,),
                    help=host.LOCKED if locked else {"saved": "Every session will read digits with this run's model.",
                          "active": "This run's model is already the active one.",
                          "not kept": "This run ended without a model worth keeping.",
-                         "file deleted": "This run's model file is gone."}[state])
+                         "file deleted": "This run's model file is gone.",
+                         "pruned": "This run's model was deleted to keep the newest ones."}[state])
+        is_pinned = record.model is not None and Path(record.model).name in pinned
+        pin.button("Unpin" if is_pinned else "Pin", key="pin_btn", icon=":material/keep:", width="stretch",
+                   disabled=state not in ("saved", "active") or locked, on_click=_pin,
+                   args=(record.model, not is_pinned),
+                   help=host.LOCKED if locked else "A pinned model is never deleted to make room for newer ones.")
         csv.download_button("Metrics (CSV)", record.metrics_csv(), file_name=f"run-{record.finished_at[:19]}.csv"
                             .replace(":", ""), mime="text/csv", key="download_metrics", icon=":material/download:",
                             on_click="ignore", width="stretch", disabled=not record.history,
                             help="Loss and accuracy after every full epoch, training and validation.")
         _delete_popover(delete, record, state)
+    shipped, clear, _ = st.columns([1, 1, 2])
     if active != DEFAULT_MODEL.resolve():
-        st.button("Use the shipped model", key="use_default_btn", icon=":material/restart_alt:",
-                  on_click=_make_active, args=(str(DEFAULT_MODEL),), disabled=not host.unlocked(),
-                  help="Make the model that comes with the studio active again.")
+        shipped.button("Use the shipped model", key="use_default_btn", icon=":material/restart_alt:",
+                       on_click=_make_active, args=(str(DEFAULT_MODEL),), disabled=not host.unlocked(),
+                       width="stretch", help="Make the model that comes with the studio active again.")
+    if records:
+        _clear_popover(clear)

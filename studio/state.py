@@ -57,6 +57,7 @@ DEFAULTS = {
     "eval_drawing": 0,  # counts heatmap drawings: part of each click's selection (evaluate_tab)
     # Runs (Train tab)
     "runs_error": None,  # message from the last "Make active" click, shown once
+    "runs_note": None,  # what the last "Clear the log" did, shown once
     # Host controls (studio.host)
     "host_unlocked": False,  # this page gave the host password
     "host_message": None,  # "Wrong password…", shown once

@@ -321,6 +321,28 @@ def test_deleting_a_model_another_session_just_made_active_is_refused(runs, trai
     assert any("That model was not deleted" in e.value and "active model" in e.value for e in at.error)
 
 
+def test_pins_pruning_and_clearing_the_log(runs, trained):
+    from mnist_core.retention import Retention
+
+    older, newer = _two_saved_runs(runs, trained)
+    runs.record(trained.config, None, "failed", "no model", None)
+    at = run_app()
+    assert any("newest 20 (`MNIST_STUDIO_KEEP_MODELS`)" in c.value for c in at.caption)
+    at.selectbox(key="runs_choice").select_index(2).run()  # the older run
+    at.button(key="pin_btn").click().run()
+    assert Retention(runs, 1).pinned() == {older.path.name}
+    assert table_with(at, "Status")["Pinned"].tolist() == [False, False, True]
+    assert Retention(runs, keep=0).prune() == []  # the active one and the pinned one stay
+    at.button(key="pin_btn").click().run()  # unpin
+    assert Retention(runs, keep=0).prune() == [older.path.name]
+    at.run()
+    assert table_with(at, "Status")["Model"].tolist() == ["not kept", "active", "pruned"]
+
+    at.button(key="clear_log_btn").click().run()  # inside the popover that asks once more
+    assert any(s.value == "Cleared 2 runs without a model from the log." for s in at.success)
+    assert table_with(at, "Status")["Model"].tolist() == ["active"] and not at.error
+
+
 # --- Evaluate tab ---------------------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import pytest
 
 from mnist_core import jobs
 from mnist_core.jobs import JobAlreadyRunning, JobManager
-from mnist_core.runs import RunStore
+from mnist_core.runs import RunsFolderError, RunStore
 from mnist_core.store import DEFAULT_MODEL
 from mnist_core.training import TrainConfig
 
@@ -41,6 +41,26 @@ def test_a_job_trains_publishes_keeps_and_logs(manager):
     assert record.status == "completed" and record.model == str(job.saved.path.resolve())
     assert record.test_accuracy == job.result.test_accuracy
     assert manager.start(SMALL) is not job  # the slot is free again
+
+
+def test_a_kept_run_prunes_models_beyond_the_newest_n(manager, trained, monkeypatch):
+    from mnist_core.retention import KEEP_ENV
+
+    monkeypatch.setenv(KEEP_ENV, "1")
+    old = manager.runs.save_run(trained.result)
+    job = manager.start(SMALL)
+    job.join(300)
+    assert not old.path.exists() and job.saved.path.is_file()
+    assert job.snapshot().message.endswith("1 older model was deleted to keep the newest 1 (see Runs).")
+
+
+def test_start_refuses_a_runs_folder_that_cannot_take_the_model(tmp_path):
+    (tmp_path / "runs").write_text("a file where the runs folder should be")
+    manager = JobManager(RunStore(tmp_path / "runs"))
+    assert manager.tidied and "could not be tidied" in manager.tidied[0]
+    with pytest.raises(RunsFolderError, match="Training cannot start"):
+        manager.start(SMALL)
+    assert manager.job is None  # nothing started
 
 
 def test_a_failing_job_is_logged_and_changes_nothing(manager, tmp_path):

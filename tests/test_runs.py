@@ -224,3 +224,55 @@ def test_a_run_killed_after_saving_is_recovered_once_not_also_interrupted(store,
     done = store.tidy()
     (record,) = store.history()
     assert record.status == "recovered" and record.model == str(saved.path.resolve()) and len(done) == 1
+
+
+# --- retention ---------------------------------------------------------------------------------------------------
+
+def test_prune_keeps_the_newest_the_active_and_the_pinned_and_says_which_went(store, trained, monkeypatch):
+    from mnist_core.retention import Retention
+
+    saved = [store.save_run(trained.result) for _ in range(5)]  # oldest first; the last one is active
+    for info in saved:
+        store.record(trained.config, trained.result, "completed", info.path.name, info)
+    store.set_active(saved[1].path)
+    retention = Retention(store, keep=2)
+    retention.pin(saved[0].path, True)
+    assert retention.prune() == [saved[2].path.name]  # 4 and 3 are the newest two; 1 active, 0 pinned
+    assert [p.path.is_file() for p in saved] == [True, True, False, True, True]
+    assert not saved[2].path.with_suffix(".json").exists()
+    assert retention.pruned() == {saved[2].path.name}
+    assert len(store.history()) == 5  # every run stays listed
+    retention.pin(saved[0].path, False)
+    assert retention.prune() == [saved[0].path.name]
+
+
+def test_prune_deletes_nothing_when_the_pins_cannot_be_read(store, trained):
+    from mnist_core.retention import Retention
+
+    saved = [store.save_run(trained.result) for _ in range(3)]
+    retention = Retention(store, keep=1)
+    retention.pins_file.write_text("{broken")
+    assert retention.prune() == [] and all(s.path.is_file() for s in saved)
+
+
+@pytest.mark.parametrize("value, keep, wrong", [("", 20, False), ("5", 5, False), ("0", 20, True), ("many", 20, True)])
+def test_the_keep_setting(monkeypatch, value, keep, wrong):
+    from mnist_core.retention import KEEP_ENV, keep_setting
+
+    monkeypatch.setenv(KEEP_ENV, value)
+    assert keep_setting()[0] == keep and (keep_setting()[1] is not None) == wrong
+
+
+def test_clear_log_forgets_runs_without_a_model_and_keeps_the_others(store, trained):
+    kept = store.save_run(trained.result)
+    gone = store.save_run(trained.result)
+    store.record(trained.config, trained.result, "completed", "kept", kept)
+    store.record(trained.config, None, "failed", "failed", None)
+    store.record(trained.config, trained.result, "completed", "deleted later", gone)
+    store.set_active(kept.path)
+    store.delete_model(gone.path)
+    with store.log_file.open("ab") as f:
+        f.write(b"\xff not a run\n")
+    assert store.clear_log() == 3
+    assert [r.message for r in store.history()] == ["kept"] and store.read_log()[1] is None
+    assert store.tidy() == []  # nothing left unlisted
