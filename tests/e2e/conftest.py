@@ -63,8 +63,8 @@ def browser():
         b.close()
 
 
-def _new_page(browser, url: str) -> Page:
-    context = browser.new_context(viewport=VIEWPORT)
+def _new_page(browser, url: str, **context_options) -> Page:
+    context = browser.new_context(**{"viewport": VIEWPORT, **context_options})
     p = context.new_page()
     p.set_default_timeout(30_000)
     p.goto(url)
@@ -77,8 +77,8 @@ def open_page(browser):
     """Factory for pages in new browser contexts (each one its own Streamlit session); closed afterwards."""
     pages: list[Page] = []
 
-    def _open(url: str) -> Page:
-        p = _new_page(browser, url)
+    def _open(url: str, **context_options) -> Page:  # e.g. a phone's viewport=, has_touch=, is_mobile=
+        p = _new_page(browser, url, **context_options)
         pages.append(p)
         return p
 

@@ -114,6 +114,19 @@ def test_drawing_is_read(page: Page, digit: str, place: str):
         assert np.asarray(drawing).max() > 200 and np.asarray(drawing)[0].max() == 0  # ink, black border
 
 
+def test_on_a_phone_the_answer_is_in_sight_below_the_canvas(open_page, server):
+    phone = open_page(server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
+    open_tab(phone, "Draw")
+    draw_polyline(phone, [(70, 60), (210, 60), (120, 230)])  # a 7
+    heading = prediction_heading(phone)
+    expect(heading).to_have_text("Prediction: 7", timeout=60_000)
+    phone.locator(".st-key-canvas").scroll_into_view_if_needed()
+    canvas, answer = phone.locator(".st-key-canvas").bounding_box(), heading.bounding_box()
+    assert canvas["width"] <= 390 and canvas["y"] >= 0  # the whole canvas on screen, and under it…
+    assert canvas["y"] + canvas["height"] < answer["y"] and answer["y"] + answer["height"] <= 844, (canvas, answer)
+    save_screenshot(phone, "draw-phone")
+
+
 def test_clear_removes_drawing_and_prediction(page: Page):
     open_tab(page, "Draw")
     wait_idle(page)
