@@ -94,7 +94,8 @@ def _clear_popover(container) -> None:
                             "disk.")
     pop.markdown("Forget every run whose model is not on disk (not kept, deleted or pruned)? Runs with a model stay "
                  "listed, and no model file is touched.")
-    pop.button("Clear", key="clear_log_btn", type="primary", icon=":material/delete_sweep:", on_click=_clear_log)
+    pop.button("Clear", key="clear_log_btn", type="primary", icon=":material/delete_sweep:", on_click=_clear_log,
+               disabled=locked)
 
 
 def _delete_popover(container, record: RunRecord, state: str) -> None:

@@ -54,7 +54,7 @@ def test_a_locked_page_cannot_train_or_change_models(runs, trained, password):
     at = run_app()
     assert "Host controls" in [h.value for h in at.sidebar.subheader]
     at.selectbox(key="runs_choice").select_index(1).run()  # the older run: saved, not active
-    for key in ("train_btn", "stop_btn", "make_active_btn"):
+    for key in ("train_btn", "stop_btn", "make_active_btn", "pin_btn", "clear_log_btn"):
         assert _button(at, key).disabled, key
     assert _button(at, "train_btn").help == host.LOCKED == _button(at, "make_active_btn").help
 
