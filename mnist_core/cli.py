@@ -35,6 +35,17 @@ def _subset_size(text: str) -> int | None:
     return count
 
 
+def _at_least_one(text: str) -> int:
+    """A count that must be a whole number of at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        count = 0
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
+    return count
+
+
 def _number(text: str) -> float:
     try:
         return float(text)
@@ -125,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     d.add_argument("action", choices=["list", "export", "import"])
     d.add_argument("file", nargs="?", help="export: the zip to write; import: the zip to read")
     d.add_argument("--db", help="the digits database (default: digits.sqlite in $MNIST_STUDIO_RUNS, else runs/)")
-    d.add_argument("--limit", type=int, default=20, help="list: how many of the newest digits to show")
+    d.add_argument("--limit", type=_at_least_one, default=20, help="list: how many of the newest digits to show")
 
     e = sub.add_parser("evaluate", help="test accuracy and per-class accuracy of a saved model")
     e.add_argument("model", help="a .keras file")

@@ -255,6 +255,8 @@ SHARE = "must be at least 0 and below 1, got"
     (["train", "--train-subset", "many"], f"train: error: argument --train-subset: {SUBSET} 'many'"),
     (["train", "--test-subset", "0"], f"train: error: argument --test-subset: {SUBSET} '0'"),
     (["evaluate", "m.keras", "--test-subset", "-1"], f"evaluate: error: argument --test-subset: {SUBSET} '-1'"),
+    (["digits", "list", "--limit", "0"],
+     "digits: error: argument --limit: must be a whole number of at least 1, got '0'"),
 ])
 def test_bad_numbers_are_refused_when_parsing(argv, message, capsys):
     with pytest.raises(SystemExit) as exit_:
