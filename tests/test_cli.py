@@ -411,3 +411,56 @@ def test_finetune_without_a_database_is_a_clear_error(dry_run, tmp_path):
     p = run_cli("finetune", "--from", parent, "--digits", tmp_path / "none.sqlite", "--out", tmp_path / "m.keras",
                 cwd=tmp_path)
     assert p.returncode == 2 and "No digits database at" in p.stderr and "Traceback" not in p.stderr
+
+
+# ---------------------------------------------------------------- export
+
+EXPORT_LINE = re.compile(r"^format=tflite-int8 agreement=(\d\.\d{4}) max_prob_diff=\d\.\d\de[-+]\d\d "
+                         r"accuracy=(\d\.\d{4}) size_bytes=(\d+) latency_p50_ms=\d+\.\d{3}$")
+
+
+def test_export_writes_checks_and_prints_one_line(tmp_path):
+    out = tmp_path / "digits-int8.tflite"
+    p = run_cli("export", DEFAULT_MODEL, "--format", "tflite-int8", "--out", out, cwd=tmp_path)
+    assert p.returncode == 0, p.stderr[-3000:]
+    match = EXPORT_LINE.match(p.stdout.strip())
+    assert match and len(p.stdout.splitlines()) == 1, p.stdout
+    agreement, accuracy, size = float(match[1]), float(match[2]), int(match[3])
+    assert agreement >= 0.995 and accuracy >= 0.995  # on all 10,000 test digits
+    assert size == out.stat().st_size < DEFAULT_MODEL.stat().st_size / 4
+    assert f"wrote {out}" in p.stderr and "Traceback" not in p.stderr
+    assert sorted(tmp_path.iterdir()) == [out]  # no temporary file left
+
+
+@pytest.mark.parametrize("argv, words", [(["--help"], "export"),
+                                         (["export", "--help"], "tflite,tflite-int8,savedmodel")])
+def test_export_help(argv, words, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 0 and words in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("kind", ["readme", "missing", "truncated", "folder"])
+def test_export_a_bad_model_path_is_one_short_line(kind, tmp_path, capsys):
+    path, words = _bad_model_path(kind, tmp_path)
+    out = tmp_path / "m.tflite"
+    assert cli.main(["export", str(path), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert len(err.splitlines()) == 1 and words in err, err
+    assert "Traceback" not in err and not out.exists()
+
+
+@pytest.mark.parametrize("where, fmt, message", [
+    ("no/such/folder/m.tflite", "tflite", "error: Cannot write {out}: No such file or directory"),
+    ("file.txt/m.tflite", "tflite", "error: Cannot write {out}: Not a directory"),
+    ("folder.zip", "savedmodel", "error: {out} is a folder, not a file to write the export to"),
+    ("m.zip", "tflite-int8", "error: tflite-int8 exports end in .tflite: {out}"),
+    ("m.tflite", "savedmodel", "error: savedmodel exports end in .zip: {out}"),
+])
+def test_export_a_bad_out_path_is_one_line(where, fmt, message, tmp_path, capsys):
+    (tmp_path / "file.txt").write_text("not a folder")
+    (tmp_path / "folder.zip").mkdir()
+    out = tmp_path / where
+    assert cli.main(["export", str(DEFAULT_MODEL), "--format", fmt, "--out", str(out)]) == 2
+    assert capsys.readouterr().err.splitlines() == [message.format(out=out)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file.txt", "folder.zip"]  # nothing written
