@@ -64,6 +64,21 @@ def curve_chart(frame: pd.DataFrame, title: str, epochs: int, percent: bool = Fa
     return (train + val).properties(title=title.capitalize(), height=260)
 
 
+def compare_chart(rows: Sequence[dict], metric: str, percent: bool = False) -> alt.Chart:
+    """One line with points per run (mnist_core.compare.curve_rows), one colour each, named in the legend."""
+    frame = pd.DataFrame(rows, columns=["run", "epoch", metric]).dropna(subset=[metric])
+    y = alt.Y(f"{metric}:Q", title=None, scale=alt.Scale(zero=False),
+              axis=alt.Axis(format=".1%") if percent else alt.Axis(format="~r"))
+    return alt.Chart(frame).mark_line(point=alt.OverlayMarkDef(size=50), strokeWidth=2).encode(
+        x=alt.X("epoch:Q", title="epoch", axis=alt.Axis(tickMinStep=1, format="d")),
+        y=y,
+        color=alt.Color("run:N", title=None, legend=alt.Legend(orient="bottom", labelLimit=400, columns=1),
+                        scale=alt.Scale(scheme="tableau10")),
+        tooltip=[alt.Tooltip("run:N"), alt.Tooltip("epoch:Q"),
+                 alt.Tooltip(f"{metric}:Q", format=".2%" if percent else ".4f")],
+    ).properties(title=metric.capitalize(), height=260)
+
+
 def probability_chart(proba: np.ndarray) -> alt.Chart:
     """Bars for the 10 digits, the most probable one highlighted."""
     best = int(np.argmax(proba))

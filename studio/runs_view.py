@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
+from mnist_core import compare
 from mnist_core.retention import KEEP_ENV, Retention, keep_setting
 from mnist_core.runs import RunRecord
 from mnist_core.store import DEFAULT_MODEL, utc_minute
-from studio import guard, host, resources
+from studio import charts, exports, guard, host, resources
 
 
 def _describe(record: RunRecord) -> str:
@@ -119,8 +120,38 @@ def _delete_popover(container, record: RunRecord, state: str) -> None:
                    on_click=_delete_model, args=(record.model,))
 
 
-def _run_id(record: RunRecord) -> str:
-    return f"{record.finished_at} {record.model}"
+def _compare(by_id: dict[str, RunRecord]) -> None:
+    """Runs side by side: their per-epoch test curves on one chart, and what differs in their recipes."""
+    chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda i: _describe(by_id[i]),
+                            key="compare_runs", max_selections=8, placeholder="Pick two or more runs")
+    if len(chosen) < 2:
+        st.caption("Pick two or more runs: their test accuracy and loss after every epoch on one chart, one colour "
+                   "a run, and a table of what differs in their recipes.")
+        return
+    records = [by_id[i] for i in chosen]
+    labels = [f"{k}: {r.preset} · {utc_minute(r.finished_at)}" for k, r in enumerate(records, 1)]
+    rows = compare.curve_rows(records, labels)
+    accuracy, loss = st.columns(2)
+    accuracy.altair_chart(charts.compare_chart(rows, "test accuracy", percent=True), width="stretch")
+    loss.altair_chart(charts.compare_chart(rows, "test loss"), width="stretch")
+    flat = [label for label, r in zip(labels, records) if not r.history]
+    if flat:
+        st.caption(f"No full epoch, so no curve: {', '.join(flat)}.")
+    names, values = zip(*compare.differences(records))
+    st.dataframe(pd.DataFrame(dict(zip(labels, zip(*values))), index=list(names)), width="stretch",
+                 key="compare_table")
+
+
+def _run_ids(records: list[RunRecord]) -> dict[str, RunRecord]:
+    """Each run by an id that stays the same when other runs finish and the list grows: its finish time and model
+    file, and a count for runs that share both (two runs without a model that ended in the same second)."""
+    seen: dict[str, int] = {}
+    ids = []
+    for record in reversed(records):  # oldest first, so that a newer run never changes an older one's id
+        base = f"{record.finished_at} {record.model}"
+        seen[base] = seen.get(base, 0) + 1
+        ids.append(base if seen[base] == 1 else f"{base} #{seen[base]}")
+    return dict(zip(reversed(ids), records))
 
 
 def render() -> None:
@@ -158,12 +189,12 @@ def render() -> None:
         })
         st.caption(f"Kept on disk: the active model, pinned ones and the newest {retention.keep} "
                    f"(`{KEEP_ENV}`). Older ones are deleted when a run is kept; their runs stay listed as pruned.")
-        pick, use, pin, csv, delete = st.columns([3, 1, 1, 1, 1], vertical_alignment="bottom")
-        by_id = {_run_id(r): r for r in records}  # stable when other runs finish and the list grows
-        chosen = pick.selectbox("Run", list(by_id), format_func=lambda i: _describe(by_id[i]), key="runs_choice")
+        by_id = _run_ids(records)
+        chosen = st.selectbox("Run", list(by_id), format_func=lambda i: _describe(by_id[i]), key="runs_choice")
         record = by_id.get(chosen, records[0])
         state = _model_state(record, active, pruned)
         locked = not host.unlocked()
+        use, pin, download, csv, delete = st.columns(5, vertical_alignment="bottom")
         use.button("Make active", key="make_active_btn", icon=":material/check_circle:", width="stretch",
                    disabled=state != "saved" or locked, on_click=_make_active, args=(record.model,),
                    help=host.LOCKED if locked else {"saved": "Every session will read digits with this run's model.",
@@ -176,11 +207,19 @@ def render() -> None:
                    disabled=state not in ("saved", "active") or locked, on_click=_pin,
                    args=(record.model, not is_pinned),
                    help=host.LOCKED if locked else "A pinned model is never deleted to make room for newer ones.")
+        with download.popover("Download", icon=":material/download:", width="stretch", key="run_download_popover",
+                              disabled=state not in ("saved", "active"),
+                              help="This run's model as a Keras file, TFLite or a SavedModel."):
+            if state in ("saved", "active"):
+                exports.buttons(Path(record.model), "run_model")
         csv.download_button("Metrics (CSV)", record.metrics_csv(), file_name=f"run-{record.finished_at[:19]}.csv"
                             .replace(":", ""), mime="text/csv", key="download_metrics", icon=":material/download:",
                             on_click="ignore", width="stretch", disabled=not record.history,
                             help="Loss and accuracy after every full epoch, training and validation.")
         _delete_popover(delete, record, state)
+        if len(records) > 1:
+            with st.expander("Compare runs", icon=":material/compare_arrows:"):
+                _compare(by_id)
     shipped, clear, _ = st.columns([1, 1, 2])
     if active != DEFAULT_MODEL.resolve():
         shipped.button("Use the shipped model", key="use_default_btn", icon=":material/restart_alt:",

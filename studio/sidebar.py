@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from mnist_core.store import utc_minute
-from studio import guard, host, resources
+from studio import exports, guard, host, resources
 
 
 def model_summary_line(active: resources.ActiveModel) -> str:
@@ -45,11 +45,10 @@ def render() -> None:
         st.markdown(model_summary_line(active))
         st.caption(f"{trained_when(active)} · `{active.path.name}`"
                    + (" (shipped default)" if active.is_default else ""))
-        path = active.path
-        st.download_button("Download model (.keras)", data=path.read_bytes, file_name=path.name,
-                           mime="application/zip", key="download_model", icon=":material/download:",
-                           on_click="ignore", width="stretch",
-                           help="The active model as a Keras file: keras.saving.load_model() reads it.")
+        with st.popover("Download model", icon=":material/download:", width="stretch", key="download_popover",
+                        help="The active model as a Keras file, or converted for phones (TFLite) and TensorFlow "
+                             "Serving (SavedModel)."):
+            exports.buttons(active.path, "active_model")
 
     job = resources.jobs().job
     if job is not None and job.running:

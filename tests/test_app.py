@@ -26,6 +26,7 @@ from mnist_core.preprocess import load_upload, preprocess_image
 from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL
 from mnist_core.training import TrainConfig
+from studio.runs_view import _run_ids
 
 TRAIN_DEADLINE_S = 120
 
@@ -341,6 +342,24 @@ def test_pins_pruning_and_clearing_the_log(runs, trained):
     at.button(key="clear_log_btn").click().run()  # inside the popover that asks once more
     assert any(s.value == "Cleared 2 runs without a model from the log." for s in at.success)
     assert table_with(at, "Status")["Model"].tolist() == ["active"] and not at.error
+
+
+def test_two_runs_compared_on_one_chart_with_what_differs(runs, trained):
+    runs.record(trained.config, trained.result, "completed", "seed run", None)
+    runs.record(TrainConfig.for_preset("fast", epochs=1, train_subset=5000, test_subset=1000), trained.result,
+                "stopped", "fast run", None)
+    at = run_app()
+    ids = list(_run_ids(runs.history()))  # fast, seed: often the same second, and no model, yet two ids
+    assert len(set(ids)) == 2
+    at.multiselect(key="compare_runs").set_value(ids).run()
+    assert not at.exception
+    (expander,) = [e for e in at.expander if e.label == "Compare runs"]
+    charts = expander.get("vega_lite_chart")
+    assert len(charts) == 2  # test accuracy and test loss, one line per run
+    table = expander.get("dataframe")[0].value
+    assert list(table.loc["Network"]) == ["fast", "seed"]
+    assert list(table.loc["Batch size"]) == ["128", "32"] and "Test accuracy" in table.index
+    assert "Seed" not in table.index  # the same in both runs
 
 
 # --- Evaluate tab ---------------------------------------------------------------------------------------

@@ -9,11 +9,14 @@ from __future__ import annotations
 import csv
 import re
 import time
+import warnings
 
+import numpy as np
 from playwright.sync_api import Page, expect
 
 from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, save_screenshot,
                          shipped_model_line, wait_idle)
+from mnist_core.data import load_mnist
 from mnist_core.predict import Predictor
 
 CURVES = ".st-key-training-curves"
@@ -141,19 +144,45 @@ def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_serve
     rows = list(csv.reader(open(download.value.path())))
     assert rows[0] == ["epoch", "loss", "accuracy", "val_loss", "val_accuracy", "train_seconds"]
     assert len(rows) == 2 and f"{float(rows[1][4]):.2%}" == accuracy  # epoch 1's validation = the final score
+    sidebar.get_by_role("button", name="Download model").click()  # a popover: .keras, TFLite, SavedModel
     with page.expect_download() as download:
-        sidebar.get_by_role("button", name="Download model (.keras)").click()
+        page.get_by_role("button", name="Keras (.keras)").click()
     name = download.value.suggested_filename
     assert re.fullmatch(r"\d{8}-\d{6}-\d+-seed\.keras", name)
     download.value.save_as(tmp_path / name)
     model = Predictor.load(tmp_path / name)
     assert model.model.name == "seed" and model.model.count_params() == 121_930
+    with page.expect_download(timeout=60_000) as download:  # converted on the click: a second or two
+        page.get_by_role("button", name="TFLite (float32)").click()
+    assert download.value.suggested_filename == name.replace(".keras", ".tflite")
+    download.value.save_as(tmp_path / "model.tflite")
+    digits = load_mnist()[1][0][:200].astype("float32")[..., None] / 255  # 200 test digits, as the model reads
+    lite = tflite_probabilities(tmp_path / "model.tflite", digits)
+    assert (lite.argmax(1) == model.predict_proba(digits[..., 0]).argmax(1)).mean() == 1.0
+    page.keyboard.press("Escape")  # close the popover
 
     # The Draw tab reads with the new model.
     open_tab(page, "Draw")
     draw_polyline(page, [(140, 50), (140, 230)])
     expect(prediction_heading(page)).to_have_text("Prediction: 1", timeout=60_000)
     expect(page.locator(".st-key-prediction")).to_contain_text("Model: seed")
+
+
+def tflite_probabilities(path, images):
+    """Run a TFLite file (the studio's export: input `image`, output `probabilities`) image by image."""
+    import tensorflow as tf
+
+    with warnings.catch_warnings():  # TensorFlow's own interpreter, deprecated for the ai-edge-litert package
+        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
+        interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter.allocate_tensors()
+    (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
+    rows = []
+    for image in images:
+        interpreter.set_tensor(inp["index"], image[None])
+        interpreter.invoke()
+        rows.append(interpreter.get_tensor(out["index"])[0])
+    return np.stack(rows)
 
 
 def test_second_session_predicts_and_sees_the_running_job(fresh_server, open_page):
