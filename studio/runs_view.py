@@ -132,14 +132,13 @@ def _compare(by_id: dict[str, RunRecord]) -> None:
     labels = [f"{k}: {r.preset} · {utc_minute(r.finished_at)}" for k, r in enumerate(records, 1)]
     rows = compare.curve_rows(records, labels)
     accuracy, loss = st.columns(2)
-    accuracy.altair_chart(charts.compare_chart(rows, "test accuracy", percent=True), width="stretch")
-    loss.altair_chart(charts.compare_chart(rows, "test loss"), width="stretch")
+    accuracy.altair_chart(charts.compare_chart(rows, "test accuracy", percent=True), width="stretch", height=360)
+    loss.altair_chart(charts.compare_chart(rows, "test loss"), width="stretch", height=360)
     flat = [label for label, r in zip(labels, records) if not r.history]
     if flat:
         st.caption(f"No full epoch, so no curve: {', '.join(flat)}.")
     names, values = zip(*compare.differences(records))
-    st.dataframe(pd.DataFrame(dict(zip(labels, zip(*values))), index=list(names)), width="stretch",
-                 key="compare_table")
+    st.table(pd.DataFrame(dict(zip(labels, zip(*values))), index=list(names)))
 
 
 def _run_ids(records: list[RunRecord]) -> dict[str, RunRecord]:

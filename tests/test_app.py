@@ -356,7 +356,7 @@ def test_two_runs_compared_on_one_chart_with_what_differs(runs, trained):
     (expander,) = [e for e in at.expander if e.label == "Compare runs"]
     charts = expander.get("vega_lite_chart")
     assert len(charts) == 2  # test accuracy and test loss, one line per run
-    table = expander.get("dataframe")[0].value
+    table = expander.get("table")[0].value
     assert list(table.loc["Network"]) == ["fast", "seed"]
     assert list(table.loc["Batch size"]) == ["128", "32"] and "Test accuracy" in table.index
     assert "Seed" not in table.index  # the same in both runs
