@@ -85,6 +85,7 @@ def _verbose_requested(argv: list[str]) -> bool:
 def build_parser() -> argparse.ArgumentParser:
     from mnist_core.export import FORMATS
     from mnist_core.model import PRESETS
+    from mnist_core.spec import CUSTOM, TOKEN_FORMS
     from mnist_core.precision import CHOICES as PRECISIONS
     from mnist_core.training import SCHEDULES
 
@@ -95,7 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("train", help="train a model on MNIST and report its test accuracy",
                        description="Train a model. Unset flags take the preset's recipe "
                                    "(seed: the TensorFlow tutorial, batch 32, Adam 1e-3, 10 epochs).")
-    t.add_argument("--preset", default="seed", choices=list(PRESETS), help="network and default recipe (default: seed)")
+    t.add_argument("--preset", choices=[*PRESETS, CUSTOM],
+                   help="network and default recipe (default: seed; custom with --layers)")
+    t.add_argument("--layers", metavar="SPEC",
+                   help="design the network, one comma-separated token a layer, e.g. "
+                        "conv32k3,pool2,conv64k3,pool2,flatten,dense64 (the tutorial's); the 10-way output layer is "
+                        f"added. Tokens: {TOKEN_FORMS}. Implies --preset custom, which trains with the seed recipe")
     t.add_argument("--epochs", type=int, help="full passes over the training images")
     t.add_argument("--batch-size", type=int, help="images per gradient step")
     t.add_argument("--learning-rate", type=_learning_rate, help="Adam learning rate (the peak for onecycle)")
@@ -173,13 +179,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    from mnist_core.spec import CUSTOM
     from mnist_core.training import TrainConfig
 
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
                  if f.name != "preset" and getattr(args, f.name, None) is not None}
     if args.dry_run:
         overrides = {"epochs": 1, "train_subset": 1000, "test_subset": 500, **overrides}
-    return TrainConfig.for_preset(args.preset, **overrides)
+    preset = args.preset or (CUSTOM if args.layers else "seed")
+    return TrainConfig.for_preset(preset, **overrides)
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from mnist_core.model import build_model
 from mnist_core.predict import Predictor
+from mnist_core.spec import build_network
 
 PUBLISH_EVERY = 200  # batches between publications, besides the start and every epoch's end
 
@@ -82,10 +82,11 @@ class WeightPublisher(keras.callbacks.Callback):
 
 
 class LiveModel:
-    """A private float32 copy of a preset's network that follows a WeightBoard. Thread-safe."""
+    """A private float32 copy of a run's network that follows a WeightBoard. Thread-safe."""
 
-    def __init__(self, preset: str) -> None:
-        self._predictor = Predictor(build_model(preset))
+    def __init__(self, preset: str, layers: str | None = None) -> None:
+        """The network of TrainConfig(preset=..., layers=...): `layers` is the spec string of a "custom" one."""
+        self._predictor = Predictor(build_network(preset, layers))
         self._lock = threading.Lock()
         self._board: WeightBoard | None = None  # the board followed; another board starts afresh
         self.published: PublishedWeights | None = None  # what the model holds now

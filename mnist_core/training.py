@@ -16,19 +16,22 @@ from mnist_core import data, finetune
 from mnist_core.digits_db import DigitStore
 from mnist_core.gpu import distribution_strategy
 from mnist_core.live import WeightBoard, WeightPublisher
-from mnist_core.model import PRESETS, build_model, compile_model, get_preset
+from mnist_core.model import PRESETS, compile_model, get_preset
 from mnist_core.precision import CHOICES as PRECISIONS, resolve_precision
 from mnist_core.progress import EpochPoint, ProgressCallback, TrainingProgress
+from mnist_core.spec import CUSTOM, build_network, format_spec, parse_spec, spec_summary
 from mnist_core.store import keras_path, load_model, read_info
 
 SCHEDULES = ("constant", "onecycle")
+CUSTOM_RECIPE = "seed"  # a designed network starts from the tutorial's recipe
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run. The defaults are the TensorFlow tutorial's recipe."""
 
-    preset: str = "seed"  # network from mnist_core.model.PRESETS
+    preset: str = "seed"  # network from mnist_core.model.PRESETS, or "custom": the one `layers` describes
+    layers: str | None = None  # "custom" only: the network as a spec string (mnist_core.spec), stored canonical
     epochs: int = 10  # full passes over the training images
     batch_size: int = 32  # images per gradient step
     learning_rate: float = 1e-3  # Adam's rate (the peak rate for "onecycle")
@@ -48,7 +51,17 @@ class TrainConfig:
     holdout: float = finetune.HOLDOUT_SHARE  # fine-tune: the share of each digit's examples kept aside to measure
 
     def __post_init__(self) -> None:
-        get_preset(self.preset)
+        if self.preset not in (*PRESETS, CUSTOM):
+            raise ValueError(f"Unknown preset {self.preset!r}; choose one of {', '.join([*PRESETS, CUSTOM])}")
+        if (self.preset == CUSTOM) != (self.layers is not None):
+            raise ValueError(f"layers (a spec string, mnist_core.spec) go with preset {CUSTOM!r} and only with it; "
+                             f"got preset {self.preset!r} and layers {self.layers!r}")
+        if self.layers is not None:
+            if not isinstance(self.layers, str):
+                raise ValueError(f"layers must be a spec string (spec.format_spec of the rows), got {self.layers!r}")
+            spec = parse_spec(self.layers)
+            spec_summary(spec)  # a SpecError naming the bad row, before anything trains
+            object.__setattr__(self, "layers", format_spec(spec))  # one spelling per network in the run log
         if self.parent is not None:
             keras_path(self.parent)
             if self.my_digits is None:
@@ -70,8 +83,8 @@ class TrainConfig:
 
     @classmethod
     def for_preset(cls, name: str, **overrides) -> "TrainConfig":
-        """The preset's own recipe, with any field overridden."""
-        p = get_preset(name)
+        """The preset's own recipe, with any field overridden; "custom" (give `layers`) takes CUSTOM_RECIPE's."""
+        p = get_preset(CUSTOM_RECIPE if name == CUSTOM else name)
         recipe = dict(preset=name, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
                       schedule=p.schedule, precision=p.precision, augment=p.augment,
                       augment_style=p.augment_style)
@@ -80,12 +93,15 @@ class TrainConfig:
     @classmethod
     def for_finetune(cls, parent: str, my_digits: str, **overrides) -> "TrainConfig":
         """The fine-tune recipe (mnist_core.finetune) from a saved model, with any field overridden."""
-        preset = read_info(parent).preset
-        if preset not in PRESETS:
-            raise ValueError(f"{parent} cannot be fine-tuned here: its network ({preset}) is not one of the presets")
-        recipe = dict(preset=preset, epochs=finetune.EPOCHS, batch_size=finetune.BATCH_SIZE,
-                      learning_rate=finetune.LEARNING_RATE, schedule="onecycle", augment=True,
-                      augment_style=False, augment_stroke=True, parent=str(parent), my_digits=str(my_digits))
+        info = read_info(parent)
+        preset, layers = info.preset, info.config.get("layers")
+        if preset not in PRESETS and not (preset == CUSTOM and isinstance(layers, str)):
+            raise ValueError(f"{parent} cannot be fine-tuned here: its network ({preset}) is not one of the presets "
+                             "nor a custom network with its layers recorded")
+        recipe = dict(preset=preset, layers=layers if preset == CUSTOM else None, epochs=finetune.EPOCHS,
+                      batch_size=finetune.BATCH_SIZE, learning_rate=finetune.LEARNING_RATE, schedule="onecycle",
+                      augment=True, augment_style=False, augment_stroke=True, parent=str(parent),
+                      my_digits=str(my_digits))
         return cls(**{**recipe, **overrides})
 
     @property
@@ -225,9 +241,9 @@ def _user_digits(config: TrainConfig) -> finetune.UserSplit:
 
 
 def _start_model(config: TrainConfig, precision: str) -> keras.Model:
-    """A fresh network of the preset, or for a fine-tune the parent's, its batch statistics frozen."""
+    """A fresh network of the preset (or the custom spec), or for a fine-tune the parent's, batch statistics frozen."""
     if not config.is_finetune:
-        return build_model(config.preset, dtype=precision)
+        return build_network(config.preset, config.layers, dtype=precision)
     model = load_model(config.parent)
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):

@@ -175,11 +175,11 @@ def explainer(active: ActiveModel) -> Explainer | str:
 
 
 @st.cache_resource(max_entries=1, show_spinner="Preparing a copy of the network in training…")
-def _live_model(job_number: int, preset: str) -> LiveModel:
+def _live_model(job_number: int, preset: str, layers: str | None) -> LiveModel:
     del job_number  # one reader per job
-    return LiveModel(preset)
+    return LiveModel(preset, layers)
 
 
 def live_model(job: TrainingJob) -> LiveModel:
     """The server's one reader of this job's published weights, shared by every session."""
-    return _live_model(job.number, job.config.preset)
+    return _live_model(job.number, job.config.preset, job.config.layers)  # layers: a custom network's spec string

@@ -15,6 +15,7 @@ import tensorflow as tf
 
 from mnist_core import cli
 from mnist_core.model import PRESETS
+from mnist_core.store import load_model
 from mnist_core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
@@ -69,6 +70,27 @@ def test_every_config_field_has_a_flag():
     for field in dataclasses.fields(TrainConfig):
         flag = special.get(field.name, "--" + field.name.replace("_", "-"))
         assert flag in help_text, f"TrainConfig.{field.name} cannot be set from the command line"
+
+
+def test_train_a_designed_network_from_its_spec_string(tmp_path, capsys):
+    out = tmp_path / "mine.keras"
+    assert cli.main(["train", "--layers", "conv16k3, pool2, flatten, dense32", "--dry-run", "--out", str(out)]) == 0
+    assert LAST_LINE.match(capsys.readouterr().out.strip().splitlines()[-1])
+    side = json.loads(out.with_suffix(".json").read_text())
+    assert side["preset"] == "custom" and side["config"]["layers"] == "conv16k3,pool2,flatten,dense32"
+    model = load_model(out)
+    assert [type(layer).__name__ for layer in model.layers] == ["Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--layers", "conv32k3,dense64"], "error: Row 2 (dense 64): the input is still an image"),
+    (["train", "--layers", "conv32k3,cnv64"], "error: Token 2 'cnv64': unknown layer"),
+    (["train", "--preset", "seed", "--layers", "flatten"], "error: layers (a spec string, mnist_core.spec) go with"),
+])
+def test_a_design_that_cannot_work_is_one_line_naming_the_row(argv, message, capsys):
+    assert cli.main([*argv, "--dry-run"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].startswith(message), err
 
 
 def test_evaluate_help(capsys):

@@ -10,6 +10,7 @@ import pytest
 
 from mnist_core.live import LiveModel, PublishedWeights, WeightBoard
 from mnist_core.predict import Predictor
+from mnist_core.spec import CUSTOM
 from mnist_core.training import TrainConfig, train
 
 
@@ -123,3 +124,20 @@ def test_weights_of_a_mixed_precision_network_load_into_the_float32_reader(test_
     live = LiveModel("fast")
     live.refresh(board)
     np.testing.assert_allclose(live.predict_proba(x[:50]), Predictor(mixed).predict_proba(x[:50]), atol=1e-5)
+
+
+def test_live_model_of_a_custom_network_reads_its_published_weights(test_digits):
+    x, _ = test_digits
+    board = RecordingBoard()
+    config = TrainConfig.for_preset(CUSTOM, layers="conv8k5-same,bn,relu,pool2,gap,dense16", epochs=1,
+                                    train_subset=1000, test_subset=200, batch_size=8)  # 125 batches
+    result = train(config, board=board)
+    assert [p.step for p in board.all] == [0, 125]
+    live = LiveModel(config.preset, config.layers)
+    assert live.refresh(board).version == 1
+    np.testing.assert_allclose(live.predict_proba(x[:200]), Predictor(result.model).predict_proba(x[:200]),
+                               atol=1e-5)  # batch-norm statistics included: they are weights too
+    first = WeightBoard()
+    first.publish(list(board.all[0].weights), 0.0, 0)
+    assert live.refresh(first).step == 0  # the untrained network reads differently
+    assert not np.allclose(live.predict_proba(x[:200]), Predictor(result.model).predict_proba(x[:200]), atol=1e-2)

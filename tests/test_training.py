@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import threading
 import time
@@ -11,10 +12,15 @@ import keras
 import numpy as np
 import pytest
 
+from mnist_core import finetune
+from mnist_core.digits_db import DigitStore, encode_png
 from mnist_core.model import PRESETS
 from mnist_core.precision import resolve_precision
+from mnist_core.predict import Predictor
 from mnist_core.progress import EpochPoint, TrainingProgress
-from mnist_core.training import SCHEDULES, TrainConfig, learning_rate_schedule, train
+from mnist_core.spec import CUSTOM, SpecError, build_network
+from mnist_core.store import load_model, read_info, save_model
+from mnist_core.training import CUSTOM_RECIPE, SCHEDULES, TrainConfig, learning_rate_schedule, train
 
 # ---------------------------------------------------------------- the config
 
@@ -57,7 +63,7 @@ def test_invalid_configs_are_refused(field, value, words):
 def test_unknown_preset_lists_choices():
     with pytest.raises(ValueError) as err:
         TrainConfig(preset="huge")
-    assert all(name in str(err.value) for name in PRESETS)
+    assert all(name in str(err.value) for name in [*PRESETS, CUSTOM])
     with pytest.raises(ValueError, match="huge"):
         TrainConfig.for_preset("huge")
 
@@ -81,6 +87,100 @@ def test_to_dict_round_trip():
     assert d["preset"] == "best" and d["epochs"] == 2 and d["train_subset"] == 123
     assert set(d) == {f.name for f in dataclasses.fields(TrainConfig)}
     assert TrainConfig(**d) == c
+
+
+# ---------------------------------------------------------------- a network of the user's design
+
+CUSTOM_LAYERS = "conv16k3,pool2,flatten,dense32"  # canonical: spec.format_spec writes it so
+
+
+def test_a_custom_network_takes_the_seed_recipe_and_its_spec_string_canonical():
+    config = TrainConfig.for_preset(CUSTOM, layers=" CONV16 , pool,flatten , dense32-relu")
+    assert (config.preset, config.layers) == (CUSTOM, CUSTOM_LAYERS)
+    assert CUSTOM_RECIPE == "seed"
+    assert dataclasses.replace(config, preset="seed", layers=None) == TrainConfig.for_preset("seed")
+    assert TrainConfig.for_preset(CUSTOM, layers=CUSTOM_LAYERS, epochs=2).epochs == 2
+
+
+def test_a_custom_config_survives_its_json_record():
+    config = TrainConfig.for_preset(CUSTOM, layers=CUSTOM_LAYERS, epochs=2, train_subset=500)
+    record = json.loads(json.dumps(config.to_dict()))  # as the sidecar and runs.jsonl keep it
+    assert record["preset"] == CUSTOM and record["layers"] == CUSTOM_LAYERS
+    assert TrainConfig(**record) == config
+    assert TrainConfig.for_preset("seed").to_dict()["layers"] is None
+
+
+@pytest.mark.parametrize("fields, words", [
+    (dict(preset=CUSTOM), "layers"),
+    (dict(preset="seed", layers=CUSTOM_LAYERS), "layers"),
+    (dict(preset=CUSTOM, layers=[{"type": "Flatten"}]), "spec string"),
+])
+def test_layers_go_with_the_custom_preset_and_only_with_it(fields, words):
+    with pytest.raises(ValueError, match=words):
+        TrainConfig(**fields)
+
+
+def test_a_bad_design_is_refused_before_anything_trains_naming_the_row():
+    with pytest.raises(SpecError, match=r"^Row 2 \(dense 32\): the input is still an image \(26×26×16\)"):
+        TrainConfig.for_preset(CUSTOM, layers="conv16,dense32")
+    with pytest.raises(SpecError, match=r"^Token 2 'dens32': unknown layer"):
+        TrainConfig.for_preset(CUSTOM, layers="flatten,dens32")
+
+
+@pytest.fixture(scope="module")
+def custom_run(tmp_path_factory):
+    """One epoch of a small designed network on 2,000 images, saved with its sidecar."""
+    config = TrainConfig.for_preset(CUSTOM, layers=CUSTOM_LAYERS, epochs=1, train_subset=2000, test_subset=500)
+    result = train(config)
+    path = tmp_path_factory.mktemp("custom") / "custom.keras"
+    save_model(result.model, path, config=config.to_dict(), test_accuracy=result.test_accuracy,
+               seconds=result.seconds)
+    return config, result, path
+
+
+def test_a_custom_network_trains(custom_run):
+    config, result, _ = custom_run
+    assert result.status == "completed" and result.usable
+    assert result.test_accuracy > 0.7  # 0.84 here after one epoch on 2,000 images
+    assert result.model.name == CUSTOM
+    assert [type(layer).__name__ for layer in result.model.layers] == [
+        "Conv2D", "MaxPooling2D", "Flatten", "Dense", "Dense"]  # the design, then the 10-way output
+    assert result.model.count_params() == 160 + 13 * 13 * 16 * 32 + 32 + 330
+
+
+def test_a_custom_model_is_rebuilt_from_its_record(custom_run, test_digits):
+    config, result, path = custom_run
+    info = read_info(path)
+    assert (info.preset, info.config["layers"]) == (CUSTOM, CUSTOM_LAYERS)
+    assert TrainConfig(**info.config) == config
+    rebuilt = build_network(info.preset, info.config["layers"])
+    rebuilt.set_weights(load_model(path).get_weights())
+    x, _ = test_digits
+    np.testing.assert_allclose(Predictor(rebuilt).predict_proba(x[:100]),
+                               Predictor(result.model).predict_proba(x[:100]), atol=1e-6)
+
+
+def test_a_custom_model_can_be_fine_tuned(custom_run, mnist, tmp_path, monkeypatch):
+    _, parent, path = custom_run
+    (x_train, y_train), _ = mnist
+    store = DigitStore(tmp_path / "digits.sqlite")
+    for digit in range(10):
+        for image in x_train[30_000:][y_train[30_000:] == digit][:2]:
+            store.add(digit, image, encode_png(image), "drawn")
+    monkeypatch.setattr(finetune, "REPLAY_IMAGES", 500)
+    config = TrainConfig.for_finetune(str(path), str(store.path), epochs=1, test_subset=200)
+    assert (config.preset, config.layers, config.parent) == (CUSTOM, CUSTOM_LAYERS, str(path))
+    result = train(config)
+    assert result.status == "completed" and result.personal.trained_on > 0
+    assert [w.shape for w in result.model.get_weights()] == [w.shape for w in parent.model.get_weights()]
+
+
+def test_a_model_without_its_layers_recorded_cannot_be_fine_tuned(custom_run, tmp_path):
+    _, result, _ = custom_run
+    path = tmp_path / "unrecorded.keras"
+    save_model(result.model, path, config={"preset": CUSTOM}, test_accuracy=None, seconds=None)
+    with pytest.raises(ValueError, match="cannot be fine-tuned here"):
+        TrainConfig.for_finetune(str(path), str(tmp_path / "digits.sqlite"))
 
 
 # ---------------------------------------------------------------- a real short run
