@@ -24,6 +24,7 @@ from mnist_core.live import LiveModel
 from mnist_core.model import build_model, summarize
 from mnist_core.predict import Predictor
 from mnist_core.runs import RunStore
+from mnist_core.spec import Speed, calibrate
 from mnist_core.store import DEFAULT_MODEL, ModelFileError, ModelInfo, read_info
 
 
@@ -82,6 +83,12 @@ def mnist_or_error() -> tuple[dict | None, str | None]:
         return mnist(), None
     except MnistDataError as exc:
         return None, str(exc)
+
+
+@st.cache_resource(show_spinner="Timing this machine, for the designer's estimate (a few seconds, once)…")
+def machine_speed() -> Speed:
+    """How fast this machine trains, measured once per server by two short probe trainings."""
+    return calibrate()
 
 
 @st.cache_resource(show_spinner=False)

@@ -10,8 +10,9 @@ import streamlit as st
 from mnist_core import compare
 from mnist_core.retention import KEEP_ENV, Retention, keep_setting
 from mnist_core.runs import RunRecord
+from mnist_core.spec import CUSTOM, PRESET_LAYERS
 from mnist_core.store import DEFAULT_MODEL, utc_minute
-from studio import charts, exports, guard, host, resources
+from studio import charts, designer, exports, guard, host, resources
 
 
 def _describe(record: RunRecord) -> str:
@@ -24,7 +25,19 @@ def _kind(record: RunRecord) -> str:
     if record.is_finetune:
         seen = (record.personal or {}).get("trained_on")
         return f"{record.preset} · fine-tune" + ("" if seen is None else f" on {seen} of your digits")
-    return record.preset + (" · with your digits" if record.config.get("my_digits") else "")
+    network = record.preset + (f" · {record.config['layers']}" if record.config.get("layers") else "")
+    return network + (" · with your digits" if record.config.get("my_digits") else "")
+
+
+def _network_of(record: RunRecord) -> str | None:
+    """The run's network as a spec string: its own design, or its preset's layers."""
+    return record.config.get("layers") or PRESET_LAYERS.get(record.preset)
+
+
+def _edit_copy(layers: str) -> None:
+    """Put a run's network in the designer (preset "custom"); the run and its model are untouched."""
+    st.session_state["train_preset"] = CUSTOM
+    designer.load(layers)
 
 
 def _model_state(record: RunRecord, active: Path, pruned: set[str]) -> str:
@@ -193,7 +206,7 @@ def render() -> None:
         record = by_id.get(chosen, records[0])
         state = _model_state(record, active, pruned)
         locked = not host.unlocked()
-        use, pin, download, csv, delete = st.columns(5, vertical_alignment="bottom")
+        use, pin, download, csv, edit, delete = st.columns(6, vertical_alignment="bottom")
         use.button("Make active", key="make_active_btn", icon=":material/check_circle:", width="stretch",
                    disabled=state != "saved" or locked, on_click=_make_active, args=(record.model,),
                    help=host.LOCKED if locked else {"saved": "Every session will read digits with this run's model.",
@@ -215,6 +228,11 @@ def render() -> None:
                             .replace(":", ""), mime="text/csv", key="download_metrics", icon=":material/download:",
                             on_click="ignore", width="stretch", disabled=not record.history,
                             help="Loss and accuracy after every full epoch, training and validation.")
+        layers = _network_of(record)
+        edit.button("Edit a copy", key="edit_copy_btn", icon=":material/edit:", width="stretch",
+                    disabled=layers is None, on_click=_edit_copy, args=(layers,),
+                    help="Load this run's network into the designer (preset custom, above) to change and train it."
+                    if layers else "This run's network is not known.")
         _delete_popover(delete, record, state)
         if len(records) > 1:
             with st.expander("Compare runs", icon=":material/compare_arrows:"):

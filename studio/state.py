@@ -5,6 +5,8 @@ from __future__ import annotations
 import streamlit as st
 
 from mnist_core.model import PRESETS
+from mnist_core.spec import CUSTOM, PRESET_LAYERS
+from mnist_core.training import CUSTOM_RECIPE
 
 FULL_TRAIN = 60_000  # MNIST's training split
 FULL_TEST = 10_000  # MNIST's test split
@@ -12,8 +14,8 @@ DEFAULT_PRESET = "seed"
 
 
 def recipe(preset: str) -> dict:
-    """The preset's training recipe as widget values (the tutorial's for "seed")."""
-    p = PRESETS[preset]
+    """The preset's training recipe as widget values (the tutorial's for "seed", and for a designed network)."""
+    p = PRESETS[CUSTOM_RECIPE if preset == CUSTOM else preset]
     return {
         "train_epochs": p.epochs,
         "train_batch_size": p.batch_size,
@@ -33,6 +35,10 @@ DEFAULTS = {
     "train_images": FULL_TRAIN,
     "test_images": FULL_TEST,
     "train_error": None,  # message from the last click on Train, shown once
+    "design_base": PRESET_LAYERS[DEFAULT_PRESET],  # the designer's table starts from this spec string
+    "design_version": 0,  # part of the table's key: a new design (Load, Edit a copy) is a new table
+    "design_start": DEFAULT_PRESET,  # the designer's "Start from" choice
+    "design_layers": None,  # the design as the table holds it, when it can be trained (studio.designer)
     # Gallery tab
     "gallery_split": "train",
     "gallery_digit": "All",

@@ -12,12 +12,21 @@ from mnist_core.digits_db import DigitsDatabaseError
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
 from mnist_core.runs import RunsFolderError
+from mnist_core.spec import CUSTOM
 from mnist_core.training import SCHEDULES, TrainConfig
-from studio import charts, guard, host, polling, resources, runs_view
+from studio import charts, designer, guard, host, polling, resources, runs_view
 from studio.state import FULL_TEST, FULL_TRAIN, recipe
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
 REFRESH_S = 1.0  # live view redraw interval while a job runs and this tab is open
+CUSTOM_CAPTION = "Your own network: design its layers in the table beside."
+CUSTOM_ABOUT = (
+    "Design the network yourself, one layer a row of the table: convolutions, max and average pooling, batch "
+    "normalisation, ReLU, dropout, flatten, global average pooling and dense layers. Each row's output shape and "
+    "parameter count update as you edit, with the total and an estimate of an epoch's time on this machine; a "
+    "design that cannot work names its row and cannot be trained. The 10-way output layer is always added. It "
+    "trains with the tutorial's recipe (seed); its layers are saved with the run, so *Edit a copy* in Runs "
+    "brings any run's network back into the table.")
 
 
 def _first_line(text: str) -> str:
@@ -33,8 +42,12 @@ def _apply_recipe() -> None:
 def _config_from_state() -> TrainConfig:
     ss = st.session_state
     n_train, n_test = int(ss["train_images"]), int(ss["test_images"])
+    custom = ss["train_preset"] == CUSTOM
+    if custom and ss["design_layers"] is None:
+        raise ValueError("the designed network cannot be built; the row named in red says why")
     return TrainConfig.for_preset(
         ss["train_preset"],
+        layers=ss["design_layers"] if custom else None,
         epochs=int(ss["train_epochs"]),
         batch_size=int(ss["train_batch_size"]),
         learning_rate=float(ss["train_learning_rate"]),
@@ -83,14 +96,20 @@ def render(visible: bool = True) -> None:
     controls, network = st.columns([3, 2], gap="large")
     with controls:
         _controls()
-    with network:
-        _network_summary(st.session_state["train_preset"])
+    unbuildable = False
+    if st.session_state["train_preset"] == CUSTOM:  # the table below, full width; what it makes beside the controls
+        rows = designer.editor()
+        with network:
+            unbuildable = designer.summary(rows) is None
+    else:
+        with network:
+            _network_summary(st.session_state["train_preset"])
 
     left, right, note = st.columns([1, 1, 6], vertical_alignment="center")
-    left.button("Train", key="train_btn", type="primary", disabled=running or locked,
+    left.button("Train", key="train_btn", type="primary", disabled=running or locked or unbuildable,
                 on_click=_start_training, width="stretch",
-                help=host.LOCKED if locked else "Start training with these settings; the run continues if you "
-                                                "close the page.")
+                help=host.LOCKED if locked else "Fix the design first: the row named in red cannot work."
+                if unbuildable else "Start training with these settings; the run continues if you close the page.")
     right.button("Stop", key="stop_btn", disabled=not running or locked, on_click=_stop_training,
                  args=(job.number if running else 0,), width="stretch",
                  help=host.LOCKED if locked else (
@@ -116,11 +135,12 @@ def render(visible: bool = True) -> None:
 
 
 def _controls() -> None:
-    st.radio("Network preset", list(PRESETS), key="train_preset", horizontal=True, on_change=_apply_recipe,
-             captions=[_first_line(p.description) for p in PRESETS.values()],
+    st.radio("Network preset", [*PRESETS, CUSTOM], key="train_preset", horizontal=True, on_change=_apply_recipe,
+             captions=[_first_line(p.description) for p in PRESETS.values()] + [CUSTOM_CAPTION],
              help="Choosing a preset loads its training recipe into the controls below.")
-    with st.expander(f"About **{st.session_state['train_preset']}**", expanded=False):
-        st.markdown(PRESETS[st.session_state["train_preset"]].description)
+    preset = st.session_state["train_preset"]
+    with st.expander(f"About **{preset}**", expanded=False):
+        st.markdown(CUSTOM_ABOUT if preset == CUSTOM else PRESETS[preset].description)
 
     c1, c2, c3 = st.columns(3)
     c1.number_input("Epochs", min_value=1, max_value=100, step=1, key="train_epochs",

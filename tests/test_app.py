@@ -25,6 +25,7 @@ from mnist_core.predict import Predictor
 from mnist_core.preprocess import load_upload, preprocess_image
 from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL
+from mnist_core.spec import PRESET_LAYERS, REFERENCE_SPEED
 from mnist_core.training import TrainConfig
 from studio.runs_view import _run_ids
 
@@ -118,7 +119,7 @@ def test_corrupt_active_model_falls_back_with_an_error(runs):
 def test_train_tab_presets_recipe_and_summary(runs):
     at = run_app()
     preset = at.radio(key="train_preset")
-    assert list(preset.options) == list(PRESETS) == ["seed", "fast", "best"]
+    assert list(preset.options) == [*PRESETS, "custom"] == ["seed", "fast", "best", "custom"]
     assert any("TensorFlow tutorial" in m for m in all_markdown(at))  # the chosen preset's description
     # The tutorial's recipe by default
     assert at.number_input(key="train_epochs").value == 10
@@ -151,6 +152,46 @@ def test_train_tab_presets_recipe_and_summary(runs):
     assert at.select_slider(key="train_batch_size").value == 32
     assert at.number_input(key="train_learning_rate").value == pytest.approx(1e-3)
     assert not at.exception
+
+
+def test_a_designed_network_is_measured_refused_when_it_cannot_work_and_trained(runs, monkeypatch):
+    from studio import resources
+
+    monkeypatch.setattr(resources, "calibrate", lambda: REFERENCE_SPEED)  # the UI under test, not the stopwatch
+    at = run_app()
+    at.radio(key="train_preset").set_value("custom").run()
+    summary = next(d.value for d in at.dataframe if "Row" in d.value.columns)
+    assert summary["Row"].tolist() == ["1", "2", "3", "4", "5", "6", "out"]  # the seed's layers, then the output
+    assert int(summary["Params"].sum()) == 121_930
+    assert any(m.startswith("Total parameters: **121,930** · about **") and m.endswith("at batch 32 on this machine")
+               for m in all_markdown(at))
+    assert at.number_input(key="train_epochs").value == 10  # the seed recipe
+
+    at.session_state["design_base"] = "conv32k3,dense64,flatten"  # as if typed into the table
+    at.session_state["design_version"] += 1
+    at.run()
+    assert any(e.value.startswith("Row 2 (dense 64): the input is still an image") for e in at.error)
+    assert at.button(key="train_btn").disabled
+
+    at.selectbox(key="design_start").set_value("fast").run()
+    at.button(key="design_load_btn").click().run()
+    summary = next(d.value for d in at.dataframe if "Row" in d.value.columns)
+    assert int(summary["Params"].sum()) == resources.preset_summary("fast")[1] and not at.error
+    at.number_input(key="train_epochs").set_value(1).run()
+    at.number_input(key="train_images").set_value(1_000).run()
+    at.number_input(key="test_images").set_value(500).run()
+    at.button(key="train_btn").click().run()
+    job = job_manager().job
+    assert job.config.preset == "custom" and job.config.layers == PRESET_LAYERS["fast"]
+    job.join(TRAIN_DEADLINE_S)
+    at.run()
+    table = table_with(at, "Status")
+    assert table["Preset"].tolist() == [f"custom · {PRESET_LAYERS['fast']}"]
+
+    at.radio(key="train_preset").set_value("seed").run()
+    at.button(key="edit_copy_btn").click().run()  # the run's network back in the designer
+    assert at.radio(key="train_preset").value == "custom"
+    assert at.session_state["design_layers"] == PRESET_LAYERS["fast"]
 
 
 def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):

@@ -1,9 +1,12 @@
-"""The Runs list in a real browser: comparing runs side by side."""
+"""The Train tab's network designer and the Runs list in a real browser: design, refuse, train, compare."""
 
 from __future__ import annotations
 
-from e2e_helpers import assert_no_exception, open_tab, run_server, save_screenshot
-from playwright.sync_api import expect
+import time
+
+from e2e_helpers import assert_no_exception, open_tab, run_server, save_screenshot, wait_idle
+from playwright.sync_api import Page, expect
+from test_e2e_training import RUN_MS, set_number, set_recipe
 
 from mnist_core.progress import EpochPoint
 from mnist_core.runs import RunStore
@@ -48,3 +51,87 @@ def test_two_runs_compared_on_one_chart_with_what_differs(tmp_path, open_page):
         save_screenshot(page, "runs-compare", docs_name="compare")
         assert_no_exception(page)
 
+
+
+# The designer's table is a canvas grid: cells are reached by position. Rows are 35 px; the first column holds the
+# row markers (tick one, press Delete), the Layer column follows, then Filters.
+ROW_PX, MARKER_X, LAYER_X, FILTERS_X = 35, 15, 100, 270
+
+
+def _cell(page: Page, x: float, row: int) -> tuple[float, float]:
+    box = page.locator(".st-key-design_table_0").bounding_box()
+    return box["x"] + x, box["y"] + ROW_PX * row + ROW_PX / 2
+
+
+def _until(page: Page, action, shown: str, tries: int = 3) -> None:
+    """Do a table edit until the server's summary shows its effect: an edit made while the page reran from the
+    last one can be dropped by the grid, so each is checked and made again if needed."""
+    for attempt in range(tries):
+        wait_idle(page)
+        time.sleep(0.5)  # the grid redraws after the run
+        action()
+        try:
+            expect(page.get_by_text(shown).first).to_be_attached(timeout=10_000)  # a grid's cells are not "visible"
+            return
+        except AssertionError:
+            if attempt == tries - 1:
+                raise
+
+
+def _delete_row(page: Page, row: int) -> None:
+    page.mouse.click(*_cell(page, MARKER_X, row))
+    page.keyboard.press("Delete")
+
+
+def _set_filters(page: Page, row: int, value: int) -> None:
+    page.keyboard.press("Escape")  # no row left ticked from a deletion
+    page.mouse.click(*_cell(page, FILTERS_X, row))
+    page.keyboard.press("Enter")  # opens the cell's editor
+    page.wait_for_timeout(300)  # the editor's input takes the keys only once it is there
+    page.keyboard.press("Control+a")
+    page.keyboard.type(str(value), delay=50)
+    page.wait_for_timeout(300)
+    page.keyboard.press("Enter")
+
+
+def _add_row(page: Page, row: int, layer: str) -> None:
+    """Add a row at the bottom (the toolbar's +) and pick its layer type in the cell's dropdown."""
+    grid = page.locator(".st-key-design_table_0")
+    grid.hover()
+    grid.get_by_role("button", name="Add row").click()
+    page.keyboard.press("Escape")
+    page.mouse.dblclick(*_cell(page, LAYER_X, row))
+    page.mouse.click(*_cell(page, LAYER_X, row))  # opens the list of layer types
+    page.get_by_role("option", name=layer, exact=True).click()
+
+
+def test_design_a_network_see_a_bad_one_refused_train_it_and_find_it_in_runs(fresh_server, open_page):
+    page = open_page(fresh_server)
+    set_recipe(page, epochs=1, train_images=2_000, test_images=500)
+    page.get_by_test_id("stRadio").get_by_text("custom", exact=True).click()
+    expect(page.get_by_text("Total parameters: 121,930")).to_be_visible(timeout=60_000)  # the seed's layers
+    wait_idle(page)  # the rerun that loaded custom's recipe (the seed's 10 epochs) must not overwrite the new value
+    set_number(page, "Epochs", 1)
+    expect(page.get_by_text("63 batches per epoch · 63 in total.")).to_be_visible(timeout=15_000)
+    page.locator(".st-key-design_table_0").scroll_into_view_if_needed()
+
+    # conv32, pool2, conv64, pool2, flatten, dense64 -> conv32, pool2, flatten, dense64: 347,146 parameters
+    _until(page, lambda: _delete_row(page, 4), "Total parameters: 515,146")  # the second pool gone: 11x11x64
+    _until(page, lambda: _delete_row(page, 3), "Total parameters: 347,146")
+    _until(page, lambda: _set_filters(page, 1, 16), "Total parameters: 173,930")
+    _until(page, lambda: _add_row(page, 5, "Dropout"), "dropout 0.25")
+    # A design that cannot work: a pool after the image was flattened. Its row is named, Train is off.
+    _until(page, lambda: _add_row(page, 6, "MaxPooling2D"), "Row 6 (maxpool 2): ")
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    _until(page, lambda: _delete_row(page, 6), "Total parameters: 173,930")
+    save_screenshot(page, "designer", docs_name="designer")
+
+    train = page.get_by_role("button", name="Train", exact=True)
+    expect(train).to_be_enabled()
+    train.click()
+    layers = "conv16k3,pool2,flatten,dense64,dropout0.25"
+    runs = page.get_by_test_id("stDataFrame").filter(has_text="Finished (UTC)")
+    expect(runs).to_contain_text(f"custom · {layers}", timeout=RUN_MS)
+    expect(page.get_by_text("Saved and made active for every session")).to_be_visible(timeout=30_000)
+    expect(page.get_by_test_id("stSidebar")).to_contain_text("custom")  # the new active model
+    assert_no_exception(page)
