@@ -19,7 +19,7 @@ from studio.state import FULL_TEST, FULL_TRAIN, recipe
 
 BATCH_SIZES = [8, 16, 32, 64, 128, 256, 512, 1024]
 REFRESH_S = 1.0  # live view redraw interval while a job runs and this tab is open
-CUSTOM_CAPTION = "Your own network: design its layers in the table beside."
+CUSTOM_CAPTION = "Your own network: design its layers in the table below."
 CUSTOM_ABOUT = (
     "Design the network yourself, one layer a row of the table: convolutions, max and average pooling, batch "
     "normalisation, ReLU, dropout, flatten, global average pooling and dense layers. Each row's output shape and "
