@@ -273,16 +273,17 @@ class RunStore:
             with tempfile.TemporaryFile(dir=self.models_dir):  # gone when closed, even if this process dies
                 pass
             free = shutil.disk_usage(self.models_dir).free
-            if free < MIN_FREE_BYTES:
-                raise RunsFolderError(f"Training cannot start: only {free / 1e6:.0f} MB are free where models are "
-                                      f"saved ({self.models_dir}); {MIN_FREE_BYTES / 1e6:.0f} MB are needed.")
             marker = {"config": config.to_dict(), "started_at": _now()}
-            tmp = self.root / f".running{TEMP_MARK}.json"
-            tmp.write_text(json.dumps(marker) + "\n")
-            os.replace(tmp, self.running_file)
+            if free >= MIN_FREE_BYTES:
+                tmp = self.root / f".running{TEMP_MARK}.json"
+                tmp.write_text(json.dumps(marker) + "\n")
+                os.replace(tmp, self.running_file)
         except OSError as exc:
             raise RunsFolderError(f"Training cannot start: the runs folder {self.root} cannot be written "
                                   f"({exc.strerror or exc}), so its model could not be kept.") from exc
+        if free < MIN_FREE_BYTES:
+            raise RunsFolderError(f"Training cannot start: only {free / 1e6:.0f} MB are free where models are "
+                                  f"saved ({self.models_dir}); {MIN_FREE_BYTES / 1e6:.0f} MB are needed.")
 
     def tidy(self) -> list[str]:
         """At a server's start, before any run: put right what a killed server or training process left.

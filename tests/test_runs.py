@@ -276,3 +276,14 @@ def test_clear_log_forgets_runs_without_a_model_and_keeps_the_others(store, trai
     assert store.clear_log() == 3
     assert [r.message for r in store.history()] == ["kept"] and store.read_log()[1] is None
     assert store.tidy() == []  # nothing left unlisted
+
+
+def test_begin_run_refuses_a_nearly_full_disk_in_one_message(store, trained, monkeypatch):
+    from mnist_core import runs as runs_module
+    from mnist_core.runs import RunsFolderError
+
+    monkeypatch.setattr(runs_module, "MIN_FREE_BYTES", 10**18)  # more than any disk has free
+    with pytest.raises(RunsFolderError) as err:
+        store.begin_run(trained.config)
+    assert str(err.value).startswith("Training cannot start: only ") and "cannot be written" not in str(err.value)
+    assert not store.running_file.exists()
