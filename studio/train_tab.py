@@ -145,8 +145,9 @@ def _controls() -> None:
     c1, c2, c3 = st.columns(3)
     c1.number_input("Epochs", min_value=1, max_value=100, step=1, key="train_epochs",
                     help="Full passes over the training images.")
-    c2.select_slider("Batch size", options=BATCH_SIZES, key="train_batch_size",
-                     help="Images per gradient step.")
+    # A box, not a select_slider: on a fresh server's first page, a slider on the Train tab reached after another
+    # tab sent the server its first option (batch 8) instead of the value it held.
+    c2.selectbox("Batch size", BATCH_SIZES, key="train_batch_size", help="Images per gradient step.")
     c3.number_input("Learning rate", min_value=1e-5, max_value=0.1, step=1e-4, format="%.5f",
                     key="train_learning_rate", help="Adam's rate (the peak rate with one-cycle).")
     c1, c2, c3 = st.columns(3)

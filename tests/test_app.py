@@ -123,7 +123,7 @@ def test_train_tab_presets_recipe_and_summary(runs):
     assert any("TensorFlow tutorial" in m for m in all_markdown(at))  # the chosen preset's description
     # The tutorial's recipe by default
     assert at.number_input(key="train_epochs").value == 10
-    assert at.select_slider(key="train_batch_size").value == 32
+    assert at.selectbox(key="train_batch_size").value == 32
     assert at.number_input(key="train_learning_rate").value == pytest.approx(1e-3)
     assert at.number_input(key="train_images").value == 60_000
     assert at.number_input(key="test_images").value == 10_000
@@ -138,7 +138,7 @@ def test_train_tab_presets_recipe_and_summary(runs):
     at.radio(key="train_preset").set_value("fast").run()
     fast = PRESETS["fast"]
     assert at.number_input(key="train_epochs").value == fast.epochs
-    assert at.select_slider(key="train_batch_size").value == fast.batch_size
+    assert at.selectbox(key="train_batch_size").value == fast.batch_size
     assert at.number_input(key="train_learning_rate").value == pytest.approx(fast.learning_rate)
     assert at.selectbox(key="train_schedule").value == fast.schedule
     assert at.dataframe[0].value["Layer"].tolist() != table["Layer"].tolist()
@@ -149,7 +149,7 @@ def test_train_tab_presets_recipe_and_summary(runs):
     assert at.number_input(key="train_epochs").value == 3
     at.button(key="recipe_btn").click().run()
     assert at.number_input(key="train_epochs").value == 10
-    assert at.select_slider(key="train_batch_size").value == 32
+    assert at.selectbox(key="train_batch_size").value == 32
     assert at.number_input(key="train_learning_rate").value == pytest.approx(1e-3)
     assert not at.exception
 
