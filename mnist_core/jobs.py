@@ -153,7 +153,10 @@ class JobManager:
         except Exception as exc:  # e.g. a full disk: the log is secondary to saying how the run ended
             message += f" (The run could not be logged: {exc})"
         if job.saved is not None:
-            pruned = Retention(self.runs, keep_setting()[0]).prune()
+            try:
+                pruned = Retention(self.runs, keep_setting()[0]).prune()
+            except Exception as exc:  # the run is kept either way: say so, and still end the job below
+                pruned, message = [], message + f" (Older models were not pruned: {exc})"
             if pruned:
                 message += (f" {len(pruned)} older model{'s were' if len(pruned) > 1 else ' was'} deleted to keep "
                             f"the newest {keep_setting()[0]} (see Runs).")
