@@ -22,26 +22,29 @@ BAR_WIDTH = 30
 PROG = "python -m mnist_core"
 
 
+def _count(text: str) -> int | None:
+    """A whole number of at least 1, or None when the text is not one."""
+    try:
+        count = int(text)
+    except ValueError:
+        return None
+    return count if count >= 1 else None
+
+
 def _subset_size(text: str) -> int | None:
     """A subset flag's value: a count of at least 1, or "all" (None)."""
     if text.lower() in ("all", "none"):
         return None
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0  # not a number: refused below, like 0
-    if count < 1:
+    count = _count(text)
+    if count is None:
         raise argparse.ArgumentTypeError(f"must be a whole number of images, at least 1, or 'all'; got {text!r}")
     return count
 
 
 def _at_least_one(text: str) -> int:
     """A count that must be a whole number of at least 1."""
-    try:
-        count = int(text)
-    except ValueError:
-        count = 0
-    if count < 1:
+    count = _count(text)
+    if count is None:
         raise argparse.ArgumentTypeError(f"must be a whole number of at least 1, got {text!r}")
     return count
 

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 
 from mnist_core.runs import RunStore
-from mnist_core.store import TEMP_MARK
+from mnist_core.store import write_atomically
 
 KEEP_ENV = "MNIST_STUDIO_KEEP_MODELS"  # how many of the newest models to keep besides the active and pinned ones
 DEFAULT_KEEP = 20
@@ -96,6 +96,4 @@ def _read_names(path: Path) -> set[str] | None:
 
 def _write_names(path: Path, names: set[str]) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}{TEMP_MARK}{path.suffix}")  # tidied at start-up if a kill leaves it
-    tmp.write_text(json.dumps(sorted(names)) + "\n")
-    os.replace(tmp, path)
+    write_atomically(path, (json.dumps(sorted(names)) + "\n").encode())

@@ -17,8 +17,8 @@ from pathlib import Path
 
 from mnist_core.jsonfields import NUMBER_OR_NULL, OBJECT, TEXT, Field, problem
 from mnist_core.progress import EpochPoint
-from mnist_core.store import (DEFAULT_MODEL, TEMP_MARK, ModelFileError, ModelInfo, read_info, save_model,
-                              sidecar_path, temp_files, utc_minute)
+from mnist_core.store import (DEFAULT_MODEL, ModelFileError, ModelInfo, read_info, save_model, sidecar_path,
+                              temp_files, utc_minute, write_atomically)
 from mnist_core.training import TrainConfig, TrainResult
 
 RUNS_ENV = "MNIST_STUDIO_RUNS"  # where trained models go; default: runs/ in the working directory
@@ -94,6 +94,14 @@ POINT_FIELDS = {f.name: Field((int, float), nullable=f.name != "epoch", required
 
 class RunsFolderError(OSError):
     """The runs folder cannot take a new run's model and record."""
+
+
+def _parse(line: bytes) -> RunRecord | str:
+    """A log line as a run, or what is wrong with it."""
+    try:
+        return RunRecord.from_json(line)
+    except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
+        return str(exc)
 
 
 def _now() -> str:
@@ -181,9 +189,7 @@ class RunStore:
             raise FileNotFoundError(f"Model file not found: {path}")
         with self._lock:
             self.root.mkdir(parents=True, exist_ok=True)
-            tmp = self.active_file.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"path": str(path)}) + "\n")
-            os.replace(tmp, self.active_file)  # readers see the old or the new pointer, never half
+            write_atomically(self.active_file, (json.dumps({"path": str(path)}) + "\n").encode())
 
     def delete_model(self, path: str | os.PathLike) -> None:
         """Delete a model this store saved (its .keras file and sidecar); its run stays in the log.
@@ -249,17 +255,9 @@ class RunStore:
                 lines = self.log_file.read_bytes().splitlines()
             except FileNotFoundError:
                 return 0
-            kept = []
-            for line in lines:
-                try:
-                    record = RunRecord.from_json(line)
-                except (ValueError, RecursionError):
-                    continue
-                if record.model is not None and Path(record.model).is_file():
-                    kept.append(line)
-            tmp = self.root / f".runs{TEMP_MARK}.jsonl"
-            tmp.write_bytes(b"".join(line + b"\n" for line in kept))
-            os.replace(tmp, self.log_file)
+            kept = [line for line in lines
+                    if isinstance(record := _parse(line), RunRecord) and record.model and Path(record.model).is_file()]
+            write_atomically(self.log_file, b"".join(line + b"\n" for line in kept))
         return sum(1 for line in lines if line.strip()) - len(kept)
 
     def begin_run(self, config: TrainConfig) -> None:
@@ -275,9 +273,7 @@ class RunStore:
             free = shutil.disk_usage(self.models_dir).free
             marker = {"config": config.to_dict(), "started_at": _now()}
             if free >= MIN_FREE_BYTES:
-                tmp = self.root / f".running{TEMP_MARK}.json"
-                tmp.write_text(json.dumps(marker) + "\n")
-                os.replace(tmp, self.running_file)
+                write_atomically(self.running_file, (json.dumps(marker) + "\n").encode())
         except OSError as exc:
             raise RunsFolderError(f"Training cannot start: the runs folder {self.root} cannot be written "
                                   f"({exc.strerror or exc}), so its model could not be kept.") from exc
@@ -354,12 +350,12 @@ class RunStore:
             return [], f"The run log {self.log_file} cannot be read ({exc.strerror or exc}): no runs are listed."
         records, bad = [], []
         for number, line in enumerate(data.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                records.append(RunRecord.from_json(line))
-            except (ValueError, RecursionError) as exc:  # RecursionError: absurdly nested JSON
-                bad.append(f"line {number}: {str(exc)[:120]}")
+            if line.strip():
+                record = _parse(line)
+                if isinstance(record, RunRecord):
+                    records.append(record)
+                else:
+                    bad.append(f"line {number}: {record[:120]}")
         note = None
         if bad:
             note = (f"{len(bad)} line{'s' if len(bad) > 1 else ''} of the run log {self.log_file} "

@@ -107,8 +107,19 @@ def _temp_name(path: Path) -> Path:
     return Path(name)
 
 
+def write_atomically(path: str | os.PathLike, data: bytes) -> None:
+    """Replace the file at `path` with `data`: readers see the old or the new file, never half of one, and a
+    kill midway leaves only a temporary file that temp_files() finds."""
+    tmp = _temp_name(Path(path))
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
 def temp_files(folder: str | os.PathLike) -> list[Path]:
-    """The temporary files save_model leaves in `folder` when its process is killed mid-save."""
+    """The temporary files save_model and write_atomically leave in `folder` when their process is killed."""
     return sorted(p for p in Path(folder).glob(f".*{TEMP_MARK}.*") if p.is_file())
 
 

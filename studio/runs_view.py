@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import streamlit as st
@@ -53,51 +54,37 @@ def _retention() -> Retention:
     return Retention(resources.runs(), keep_setting()[0])
 
 
-def _make_active(path: str) -> None:
+def _as_host(action: Callable[[], object], failed: str) -> object | None:
+    """A Runs click's `action` for an unlocked page; a locked page's click (its button is disabled, this refuses
+    one sent anyway) or a failure becomes the message shown once. Returns what the action returned, or None."""
     st.session_state["runs_error"] = None
-    if not host.unlocked():  # the button is disabled then; this refuses a click sent anyway
+    if not host.unlocked():
         st.session_state["runs_error"] = host.LOCKED
-        return
+        return None
     try:
-        resources.runs().set_active(path)
-    except OSError as exc:  # vanished file, unwritable runs folder
-        st.session_state["runs_error"] = f"That model cannot be made active: {guard.public(exc)}"
+        return action()
+    except (ValueError, OSError) as exc:  # the active model, a file not ours, a vanished file, a read-only folder
+        st.session_state["runs_error"] = f"{failed}: {guard.public(exc)}"
+        return None
+
+
+def _make_active(path: str) -> None:
+    _as_host(lambda: resources.runs().set_active(path), "That model cannot be made active")
 
 
 def _delete_model(path: str) -> None:
-    st.session_state["runs_error"] = None
-    if not host.unlocked():
-        st.session_state["runs_error"] = host.LOCKED
-        return
-    try:
-        resources.runs().delete_model(path)
-    except (ValueError, OSError) as exc:  # the active model, a file not ours, a read-only folder
-        st.session_state["runs_error"] = f"That model was not deleted: {guard.public(exc)}"
+    _as_host(lambda: resources.runs().delete_model(path), "That model was not deleted")
 
 
 def _pin(path: str, on: bool) -> None:
-    st.session_state["runs_error"] = None
-    if not host.unlocked():
-        st.session_state["runs_error"] = host.LOCKED
-        return
-    try:
-        _retention().pin(path, on)
-    except OSError as exc:  # a read-only runs folder
-        verb = "pinned" if on else "unpinned"
-        st.session_state["runs_error"] = f"That model could not be {verb}: {guard.public(exc)}"
+    _as_host(lambda: _retention().pin(path, on), f"That model could not be {'pinned' if on else 'unpinned'}")
 
 
 def _clear_log() -> None:
-    st.session_state["runs_error"] = None
-    if not host.unlocked():
-        st.session_state["runs_error"] = host.LOCKED
-        return
-    try:
-        removed = resources.runs().clear_log()
-    except OSError as exc:
-        st.session_state["runs_error"] = f"The run log was not cleared: {guard.public(exc)}"
-        return
-    st.session_state["runs_note"] = f"Cleared {removed} run{'' if removed == 1 else 's'} without a model from the log."
+    removed = _as_host(resources.runs().clear_log, "The run log was not cleared")
+    if removed is not None:
+        st.session_state["runs_note"] = f"Cleared {removed} run{'' if removed == 1 else 's'} without a model from " \
+                                        "the log."
 
 
 def _clear_popover(container) -> None:
