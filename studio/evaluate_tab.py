@@ -108,8 +108,9 @@ def _cell_view(ev: Evaluation) -> None:
     ss = st.session_state
     st.subheader("One cell of the matrix")
     c1, c2, info = st.columns([1, 1, 4], vertical_alignment="bottom")
-    c1.selectbox("True digit", DIGITS, key="eval_true")
-    c2.selectbox("Read as", DIGITS, key="eval_pred")
+    # index=: a browser that mounts these late sends their default, which must be the cell shown (studio/train_tab.py)
+    c1.selectbox("True digit", DIGITS, index=DIGITS.index(ss["eval_true"]), key="eval_true")
+    c2.selectbox("Read as", DIGITS, index=DIGITS.index(ss["eval_pred"]), key="eval_pred")
     t, p = ss["eval_true"], ss["eval_pred"]
     idx = ev.cell(t, p)
     what = f"{t}s read as {p}" if t != p else f"{t}s read correctly"

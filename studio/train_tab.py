@@ -135,25 +135,30 @@ def render(visible: bool = True) -> None:
 
 
 def _controls() -> None:
-    st.radio("Network preset", [*PRESETS, CUSTOM], key="train_preset", horizontal=True, on_change=_apply_recipe,
+    # Each widget's own default is the value the session holds (value=, index=): a page whose browser mounts a widget
+    # late (its component loads after a later run) falls back to that default and sends it to the server. With the
+    # widgets' plain defaults, a fresh server's first page trained at batch 8 (the first option) while 32 was set.
+    ss = st.session_state
+    presets = [*PRESETS, CUSTOM]
+    st.radio("Network preset", presets, index=presets.index(ss["train_preset"]), key="train_preset", horizontal=True,
+             on_change=_apply_recipe,
              captions=[_first_line(p.description) for p in PRESETS.values()] + [CUSTOM_CAPTION],
              help="Choosing a preset loads its training recipe into the controls below.")
-    preset = st.session_state["train_preset"]
+    preset = ss["train_preset"]
     with st.expander(f"About **{preset}**", expanded=False):
         st.markdown(CUSTOM_ABOUT if preset == CUSTOM else PRESETS[preset].description)
 
     c1, c2, c3 = st.columns(3)
-    c1.number_input("Epochs", min_value=1, max_value=100, step=1, key="train_epochs",
+    c1.number_input("Epochs", min_value=1, max_value=100, value=ss["train_epochs"], step=1, key="train_epochs",
                     help="Full passes over the training images.")
-    # A box, not a select_slider: on a fresh server's first page, a slider on the Train tab reached after another
-    # tab sent the server its first option (batch 8) instead of the value it held.
-    c2.selectbox("Batch size", BATCH_SIZES, key="train_batch_size", help="Images per gradient step.")
-    c3.number_input("Learning rate", min_value=1e-5, max_value=0.1, step=1e-4, format="%.5f",
-                    key="train_learning_rate", help="Adam's rate (the peak rate with one-cycle).")
+    c2.selectbox("Batch size", BATCH_SIZES, index=BATCH_SIZES.index(ss["train_batch_size"]), key="train_batch_size",
+                 help="Images per gradient step.")
+    c3.number_input("Learning rate", min_value=1e-5, max_value=0.1, value=ss["train_learning_rate"], step=1e-4,
+                    format="%.5f", key="train_learning_rate", help="Adam's rate (the peak rate with one-cycle).")
     c1, c2, c3 = st.columns(3)
-    c1.selectbox("Schedule", SCHEDULES, key="train_schedule",
+    c1.selectbox("Schedule", SCHEDULES, index=SCHEDULES.index(ss["train_schedule"]), key="train_schedule",
                  help="constant, or onecycle: a warm-up to the peak rate, then cosine decay to zero.")
-    c2.number_input("Seed", min_value=0, max_value=2**31 - 1, step=1, key="train_seed",
+    c2.number_input("Seed", min_value=0, max_value=2**31 - 1, value=ss["train_seed"], step=1, key="train_seed",
                     help="Seeds the weights, the shuffling and the augmentation: same seed, same run.")
     c3.button("Preset recipe", key="recipe_btn", icon=":material/restart_alt:", on_click=_apply_recipe,
               width="stretch",
@@ -161,21 +166,20 @@ def _controls() -> None:
                    "recipe (for seed: the TensorFlow tutorial's 10 epochs, batch 32, Adam 1e-3, none).")
     st.markdown("Augmentation: each training image distorted at random, so the network reads more hands")
     c1, c2 = st.columns(2)
-    c1.checkbox("Rotate, zoom, shift", key="train_augment",
+    c1.checkbox("Rotate, zoom, shift", value=ss["train_augment"], key="train_augment",
                 help=f"Up to ±{math.degrees(data.MAX_ROTATION):.0f}° of rotation, ±{data.MAX_ZOOM:.0%} of size "
                      f"and ±{data.MAX_SHIFT:g} px of shift.")
-    c2.checkbox("Flags and crossbars", key="train_augment_style",
+    c2.checkbox("Flags and crossbars", value=ss["train_augment_style"], key="train_augment_style",
                 help=f"{data.STYLE_SHARE:.0%} of the 1s get a flag ({data.FOOT_SHARE:.0%} of those a foot too) and "
                      f"{data.STYLE_SHARE:.0%} of the 7s a crossbar, as many people outside the US write them.")
-    st.checkbox("Include my digits", key="train_my_digits",
+    st.checkbox("Include my digits", value=ss["train_my_digits"], key="train_my_digits",
                 help="Also train on the digits you labelled in the Draw tab (see My digits), each repeated so "
                      f"they make {finetune.SCRATCH_USER_SHARE:.0%} of the training images.")
     c1, c2 = st.columns(2)
-    c1.number_input("Training images", min_value=1_000, max_value=FULL_TRAIN, step=1_000, key="train_images",
-                    help="Train on the first N of MNIST's 60,000 training images; fewer is faster.")
-    c2.number_input("Test images", min_value=500, max_value=FULL_TEST, step=500, key="test_images",
-                    help="Validate after every epoch on the first N of the 10,000 test images.")
-    ss = st.session_state
+    c1.number_input("Training images", min_value=1_000, max_value=FULL_TRAIN, value=ss["train_images"], step=1_000,
+                    key="train_images", help="Train on the first N of MNIST's 60,000 training images; fewer is faster.")
+    c2.number_input("Test images", min_value=500, max_value=FULL_TEST, value=ss["test_images"], step=500,
+                    key="test_images", help="Validate after every epoch on the first N of the 10,000 test images.")
     steps = -(-int(ss["train_images"]) // int(ss["train_batch_size"]))
     st.caption(f"{steps:,} batches per epoch · {steps * int(ss['train_epochs']):,} in total.")
 

@@ -26,8 +26,9 @@ from mnist_core.preprocess import load_upload, preprocess_image
 from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL
 from mnist_core.spec import PRESET_LAYERS, REFERENCE_SPEED
-from mnist_core.training import TrainConfig
+from mnist_core.training import SCHEDULES, TrainConfig
 from studio.runs_view import _run_ids
+from studio.train_tab import BATCH_SIZES
 
 TRAIN_DEADLINE_S = 120
 
@@ -153,6 +154,25 @@ def test_train_tab_presets_recipe_and_summary(runs):
     assert at.number_input(key="train_learning_rate").value == pytest.approx(1e-3)
     assert not at.exception
 
+
+
+def test_train_widgets_default_to_the_values_the_session_holds(runs):
+    # A browser that mounts a widget late falls back to the widget's own default and sends it to the server: that
+    # default must be the session's value, never the first option (a fresh server's first page trained at batch 8).
+    at = run_app()
+    at.radio(key="train_preset").set_value("fast").run()
+    fast = PRESETS["fast"]
+    at.number_input(key="train_images").set_value(5_000).run()
+    at.run()  # a later run, where no value was just set: the defaults alone carry the values
+    assert at.selectbox(key="train_batch_size").proto.default == BATCH_SIZES.index(fast.batch_size) != 0
+    assert at.selectbox(key="train_schedule").proto.default == SCHEDULES.index(fast.schedule)
+    assert at.radio(key="train_preset").proto.default == list(PRESETS).index("fast")
+    assert at.number_input(key="train_epochs").proto.default == fast.epochs
+    assert at.number_input(key="train_learning_rate").proto.default == pytest.approx(fast.learning_rate)
+    assert at.number_input(key="train_images").proto.default == 5_000
+    assert at.number_input(key="train_seed").proto.default == 42
+    assert at.checkbox(key="train_augment").proto.default == fast.augment
+    assert not at.exception
 
 def test_a_designed_network_is_measured_refused_when_it_cannot_work_and_trained(runs, monkeypatch):
     from studio import resources
@@ -429,6 +449,8 @@ def test_evaluate_tab_scores_the_active_model(active, tiny_scores):
     t, p = np.unravel_index(np.argmax(off), off.shape)
     assert (at.selectbox(key="eval_true").value, at.selectbox(key="eval_pred").value) == (t, p)
     assert any(c.value.startswith(f"{off[t, p]:,} {t}s read as {p}") for c in at.caption)
+    at.run()  # and says so in the boxes' own defaults, which a browser that mounts them late sends back
+    assert (at.selectbox(key="eval_true").proto.default, at.selectbox(key="eval_pred").proto.default) == (t, p)
     assert not at.exception
 
 
