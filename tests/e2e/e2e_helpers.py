@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import math
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -31,6 +32,9 @@ APP_LOAD_TIMEOUT_MS = 90_000  # first load of a fresh server: TensorFlow import 
 CANVAS_PX = 280  # the drawable area (studio/draw_tab.py CANVAS_PX)
 
 EXCEPTION = '[data-testid="stException"]'
+CURVES = ".st-key-training-curves"  # the Train tab's live view of a run
+RUN_MS = 180_000  # a whole short run on a busy 2-core box, with margin
+RUNNING = re.compile(r"batch [1-9][\d,]*/")  # the progress bar once batches are being trained
 
 
 # --- the server --------------------------------------------------------------------------------------------
@@ -241,3 +245,59 @@ def seven(cx: float, cy: float, h: float) -> list[tuple[float, float]]:
     """Top bar left to right, then the diagonal down to the bottom, in one stroke."""
     w = 0.62 * h
     return [(cx - w / 2, cy - h / 2), (cx + w / 2, cy - h / 2), (cx - w / 10, cy + h / 2)]
+
+
+# --- the Train tab ------------------------------------------------------------------------------------------
+
+def set_number(page: Page, label: str, value: int) -> None:
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+    expect(box).to_have_value(str(value))
+
+
+def set_batch_size(page: Page, value: int) -> None:
+    # A rerun still in flight (from the last number typed) can overwrite the box's new value when it lands, so
+    # the server never hears of it: start from an idle page.
+    wait_idle(page)
+    box = page.get_by_test_id("stSelectbox").filter(has_text="Batch size")
+    box.get_by_role("combobox").click()
+    page.get_by_role("option", name=str(value), exact=True).click()
+    expect(box.get_by_role("combobox")).to_have_value(str(value))
+
+
+def set_recipe(page: Page, *, epochs: int, train_images: int, test_images: int, batch_size: int = 32) -> None:
+    """Fill the Train tab's controls (the seed preset, the default) and wait until the server has them."""
+    open_tab(page, "Train")
+    expect(page.get_by_test_id("stRadio").filter(has_text="Network preset").get_by_role("radio", name="seed")
+           ).to_be_checked()
+    steps = -(-train_images // batch_size)
+    # The caption is computed by the server from the widget values: it proves the rerun saw them all.
+    caption = page.get_by_text(f"{steps:,} batches per epoch · {steps * epochs:,} in total.")
+    for attempt in range(3):  # a rerun still in flight (the tab switch's) can drop a new value: set them again
+        if attempt:
+            wait_idle(page)
+        for label, value in (("Epochs", epochs), ("Training images", train_images), ("Test images", test_images)):
+            if attempt:  # the box may already show the value the server missed: typing it again sends nothing
+                set_number(page, label, value - 1 if value > 1_000 else value + 1)  # within the box's bounds
+            set_number(page, label, value)
+        if batch_size != 32:
+            set_batch_size(page, batch_size)
+        try:
+            expect(caption).to_be_visible(timeout=15_000)
+            break
+        except AssertionError:
+            if attempt == 2:
+                raise
+    wait_idle(page)
+
+
+def start_run(page: Page) -> None:
+    train = page.get_by_role("button", name="Train", exact=True)
+    expect(train).to_be_enabled()
+    train.click()
+    curves = page.locator(CURVES)
+    expect(curves).to_contain_text("Training run", timeout=30_000)
+    expect(curves.get_by_test_id("stProgress")).to_contain_text(RUNNING, timeout=RUN_MS)
+    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_enabled()

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from e2e_helpers import assert_no_exception, open_tab, run_server, save_screenshot, wait_idle
+from e2e_helpers import (RUN_MS, assert_no_exception, open_tab, run_server, save_screenshot, set_number, set_recipe,
+                         wait_idle)
 from playwright.sync_api import Page, expect
-from test_e2e_training import RUN_MS, set_number, set_recipe
 
 from mnist_core.progress import EpochPoint
 from mnist_core.runs import RunStore

@@ -14,69 +14,10 @@ import warnings
 import numpy as np
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, save_screenshot,
-                         shipped_model_line, wait_idle)
+from e2e_helpers import (CURVES, RUN_MS, RUNNING, assert_no_exception, draw_polyline, open_tab, prediction_heading,
+                         save_screenshot, set_recipe, shipped_model_line, start_run)
 from mnist_core.data import load_mnist
 from mnist_core.predict import Predictor
-
-CURVES = ".st-key-training-curves"
-RUN_MS = 180_000  # a whole short run on a busy 2-core box, with margin
-RUNNING = re.compile(r"batch [1-9][\d,]*/")  # the progress bar once batches are being trained
-
-
-def set_number(page: Page, label: str, value: int) -> None:
-    box = page.get_by_label(label, exact=True)
-    box.fill(str(value))
-    box.press("Enter")
-    expect(box).to_have_value(str(value))
-
-
-def set_batch_size(page: Page, value: int) -> None:
-    # A rerun still in flight (from the last number typed) can overwrite the box's new value when it lands, so
-    # the server never hears of it: start from an idle page.
-    wait_idle(page)
-    box = page.get_by_test_id("stSelectbox").filter(has_text="Batch size")
-    box.get_by_role("combobox").click()
-    page.get_by_role("option", name=str(value), exact=True).click()
-    expect(box.get_by_role("combobox")).to_have_value(str(value))
-
-
-def set_recipe(page: Page, *, epochs: int, train_images: int, test_images: int, batch_size: int = 32) -> None:
-    """Fill the Train tab's controls (the seed preset, the default) and wait until the server has them."""
-    open_tab(page, "Train")
-    expect(page.get_by_test_id("stRadio").filter(has_text="Network preset").get_by_role("radio", name="seed")
-           ).to_be_checked()
-    steps = -(-train_images // batch_size)
-    # The caption is computed by the server from the widget values: it proves the rerun saw them all.
-    caption = page.get_by_text(f"{steps:,} batches per epoch · {steps * epochs:,} in total.")
-    for attempt in range(3):  # a rerun still in flight (the tab switch's) can drop a new value: set them again
-        if attempt:
-            wait_idle(page)
-        for label, value in (("Epochs", epochs), ("Training images", train_images), ("Test images", test_images)):
-            if attempt:  # the box may already show the value the server missed: typing it again sends nothing
-                set_number(page, label, value - 1 if value > 1_000 else value + 1)  # within the box's bounds
-            set_number(page, label, value)
-        if batch_size != 32:
-            set_batch_size(page, batch_size)
-        try:
-            expect(caption).to_be_visible(timeout=15_000)
-            break
-        except AssertionError:
-            if attempt == 2:
-                raise
-    wait_idle(page)
-
-
-def start_run(page: Page) -> None:
-    train = page.get_by_role("button", name="Train", exact=True)
-    expect(train).to_be_enabled()
-    train.click()
-    curves = page.locator(CURVES)
-    expect(curves).to_contain_text("Training run", timeout=30_000)
-    expect(curves.get_by_test_id("stProgress")).to_contain_text(RUNNING, timeout=RUN_MS)
-    expect(page.get_by_role("button", name="Train", exact=True)).to_be_disabled()
-    expect(page.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
-
 
 COUNT_REDRAWS = """(wanted) => {
     // Record every distinct rendering of the two curve charts while the run is in progress.
