@@ -89,11 +89,16 @@ def render(visible: bool = True) -> None:
     # there whether or not a run trains: a canvas that moved when a run started would come back empty while
     # its old answer stayed.
     drawing, live = st.columns([2.3, 1], gap="medium")
+    ss = st.session_state
+    ss["live_ticking"] = None  # this full run sets the in-training reading's timer below, once the drawing is read
     with drawing:
         _drawing()
     with live:
+        # The timer runs only while there is a drawing to read: ten pages left open on an empty canvas slowed a
+        # run to 0.55 of its speed alone (benchmarks/load.py), when on another tab they cost it 0.84.
+        ss["live_ticking"] = running and visible and ss["drawing_x"] is not None
         if running:
-            polling.live(_live_reading, LIVE_REFRESH_S, visible=visible)
+            polling.live(_live_reading, LIVE_REFRESH_S, visible=ss["live_ticking"])
         else:
             st.caption("While a network trains (Train tab), it reads your drawing here too, as it learns.")
     st.divider()
@@ -144,6 +149,11 @@ def _drawing() -> None:
         with why.container(key="explain"):
             st.subheader("Why this answer")
             _why(x, answer[0], active)
+    job = resources.jobs().job
+    if st.session_state["live_ticking"] is False and job is not None and job.running:
+        # A first drawing while a run trains, read by this fragment alone: the answer is on the page; one run of
+        # the whole page now starts the in-training reading's timer (and draws its column if the run is new).
+        st.rerun(scope="app")
 
 
 def _model_caption(active: resources.ActiveModel) -> str:
@@ -158,18 +168,18 @@ def _live_reading() -> None:
         st.rerun(scope="app")           # column (this fragment is not drawn there, so it cannot loop)
     with st.container(key="live-prediction"):
         shown = st.empty()  # one slot, as in _drawing
+    x = st.session_state.get("drawing_x")
+    if x is None:  # drawn without a timer (see render): nothing here may go stale
+        shown.info(f"The network being trained ({job.config.preset}) will read your drawing here as it learns.")
+        return
     try:
         live = resources.live_model(job)
         published = live.refresh(job.weights)
     except Exception as exc:  # training goes on regardless; only this view is lost
         shown.error(f"The network in training cannot be read: {guard.public(exc)}")
         return
-    x = st.session_state.get("drawing_x")
     if published is None:
         shown.info("Waiting for the network in training to publish its first weights…")
-    elif x is None:
-        shown.info(f"The network being trained ({job.config.preset}, {published.label}) will read your drawing "
-                   "here as it learns.")
     else:
         with shown.container():
             show_prediction(x, live, "In training",

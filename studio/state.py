@@ -50,6 +50,7 @@ DEFAULTS = {
     "canvas_seen": None,  # fingerprint of the picture the canvas last sent (None: nothing drawn yet)
     "canvas_cleared": None,  # the fingerprint on the canvas when Clear was pressed: not read again
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
+    "live_ticking": False,  # the in-training reading redraws itself (None while a full run decides it: draw_tab)
     "teach_message": None,  # "Saved as 4 · 37 of your digits", shown once after a label click
     "teach_saved": False,  # a label click saved a digit: the next fragment run reruns the page (My digits)
     # My digits tab

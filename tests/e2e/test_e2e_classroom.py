@@ -16,10 +16,9 @@ from pathlib import Path
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, VIEWPORT, assert_no_exception, canvas_origin, draw_polyline, one,
-                         open_tab, prediction_heading, run_server, seven, wait_idle)
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CURVES, VIEWPORT, assert_no_exception, canvas_origin, draw_polyline,
+                         one, open_tab, prediction_heading, run_server, set_recipe, seven, start_run, wait_idle)
 from studio.host import PASSWORD_ENV
-from test_e2e_training import CURVES, set_recipe, start_run
 
 PREDICTION, EXPLAIN, UPLOAD_PREDICTION = ".st-key-prediction", ".st-key-explain", ".st-key-upload-prediction"
 HINT = "Draw a digit on the black square"
@@ -116,12 +115,22 @@ def test_a_page_redraws_the_live_view_only_while_its_tab_is_open(fresh_server, o
         shown = _frames_within(page, sent, 8)
         open_tab(page, "Evaluate")
         hidden_again = _frames_within(page, sent, 8)
+        open_tab(page, "Draw")
+        expect(page.locator(".st-key-live-prediction")).to_contain_text("will read your drawing",
+                                                                        timeout=ANSWER_MS)
+        empty_canvas = _frames_within(page, sent, 8)
+        draw_polyline(page, one(140, 140, 180))
+        expect(page.locator(".st-key-live-prediction")).to_contain_text("In training", timeout=ANSWER_MS)
+        drawn = _frames_within(page, sent, 8)
     finally:
         page.context.close()
-    print(f"requests in 8 s: Gallery {hidden}, Train {shown}, Evaluate {hidden_again}")
-    # Open, the live view asks for a redraw every second; hidden, only the 5 s watcher asks.
+    print(f"requests in 8 s: Gallery {hidden}, Train {shown}, Evaluate {hidden_again}, Draw with nothing drawn "
+          f"{empty_canvas}, Draw with a drawing {drawn}")
+    # Open, the live view asks for a redraw every second; hidden, only the 5 s watcher asks. The Draw tab's reading
+    # by the network in training asks every 1.5 s, but only while there is a drawing to read.
     assert shown >= 5, shown
-    assert hidden <= 2 and hidden_again <= 2, (hidden, hidden_again)
+    assert hidden <= 2 and hidden_again <= 2 and empty_canvas <= 2, (hidden, hidden_again, empty_canvas)
+    assert drawn >= 4, drawn
     stop_the_run(host)
 
 

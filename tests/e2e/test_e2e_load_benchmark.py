@@ -50,6 +50,7 @@ def test_every_page_case_drew_and_was_answered(quick):
         assert answered >= 1 and case["p50_ms"] is not None and case["p50_ms"] > 0, case
         assert case["exception_boxes"] == 0, case
         assert case["server_peak_mb"] and case["server_peak_mb"] > 100, case  # the server's RSS was sampled
+        assert case["server_cores"] is not None and 0 < case["server_cores"] < 2, case  # its CPU was measured
 
 
 def test_one_idle_page_gets_every_drawing_read_right(quick):
