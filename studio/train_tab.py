@@ -280,5 +280,6 @@ def _curves(snap) -> None:
     loss, acc = charts.curve_frames(snap.batches, snap.epochs_done)
     epochs = max(snap.epochs, 1)
     c1, c2 = st.columns(2)
-    c1.altair_chart(charts.curve_chart(loss, "loss", epochs), width="stretch")
-    c2.altair_chart(charts.curve_chart(acc, "accuracy", epochs, percent=True), width="stretch")
+    # height= on the page, as for the compare charts: with the chart's own height alone the plot was a thin strip
+    c1.altair_chart(charts.curve_chart(loss, "loss", epochs), width="stretch", height=320)
+    c2.altair_chart(charts.curve_chart(acc, "accuracy", epochs, percent=True), width="stretch", height=320)
