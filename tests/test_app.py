@@ -155,7 +155,6 @@ def test_train_tab_presets_recipe_and_summary(runs):
     assert not at.exception
 
 
-
 def test_train_widgets_default_to_the_values_the_session_holds(runs):
     # A browser that mounts a widget late falls back to the widget's own default and sends it to the server: that
     # default must be the session's value, never the first option (a fresh server's first page trained at batch 8).
@@ -173,6 +172,7 @@ def test_train_widgets_default_to_the_values_the_session_holds(runs):
     assert at.number_input(key="train_seed").proto.default == 42
     assert at.checkbox(key="train_augment").proto.default == fast.augment
     assert not at.exception
+
 
 def test_a_designed_network_is_measured_refused_when_it_cannot_work_and_trained(runs, monkeypatch):
     from studio import resources
