@@ -117,8 +117,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="make the ink of training images randomly thinner or thicker (default: off)")
     t.add_argument("--my-digits", metavar="DB", help="also train on your labelled digits (a digits database)")
     t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
-    t.add_argument("--train-subset", type=_subset_size, help="use only the first N training images (or all)")
-    t.add_argument("--test-subset", type=_subset_size, help="use only the first N test images (or all)")
+    # Absent unless given (SUPPRESS): "all" is None, and must still override --dry-run's subsets
+    t.add_argument("--train-subset", type=_subset_size, default=argparse.SUPPRESS,
+                   help="use only the first N training images (or all)")
+    t.add_argument("--test-subset", type=_subset_size, default=argparse.SUPPRESS,
+                   help="use only the first N test images (or all)")
     t.add_argument("--precision", choices=PRECISIONS, help="float32, mixed precision, or auto (per machine)")
     t.add_argument("--steps-per-execution", type=int, help="batches per compiled call")
     t.add_argument("--no-deterministic", dest="deterministic", action="store_false", default=None,
@@ -185,8 +188,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from mnist_core.spec import CUSTOM
     from mnist_core.training import TrainConfig
 
-    overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(TrainConfig)
-                 if f.name != "preset" and getattr(args, f.name, None) is not None}
+    given = vars(args)
+    overrides = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig) if f.name != "preset"
+                 and f.name in given and (given[f.name] is not None or f.name in ("train_subset", "test_subset"))}
     if args.dry_run:
         overrides = {"epochs": 1, "train_subset": 1000, "test_subset": 500, **overrides}
     preset = args.preset or (CUSTOM if args.layers else "seed")

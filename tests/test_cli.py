@@ -320,6 +320,9 @@ def test_dry_run_flags_can_be_overridden():
     args = cli.build_parser().parse_args(["train", "--no-deterministic", "--test-subset", "all"])
     config = cli.config_from_args(args)
     assert config.deterministic is False and config.test_subset is None and config.epochs == 10
+    args = cli.build_parser().parse_args(["train", "--dry-run", "--train-subset", "all"])  # all, in a dry run
+    config = cli.config_from_args(args)
+    assert (config.epochs, config.train_subset, config.test_subset) == (1, None, 500)
 
 
 # ---------------------------------------------------------------- TensorFlow's own log
