@@ -33,6 +33,8 @@ SOURCES = ("drawn", "uploaded", "imported")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BUSY_TIMEOUT_S = 30.0  # how long a call waits for another connection's write lock before failing
 MAX_ENTRY_BYTES = 1024 * 1024  # a zip entry (unpacked) larger than this is skipped on import: zip bombs
+ORIGINAL_MAX_SIDE = 384  # a kept picture's longer side, pixels: 384² RGBA is 0.56 MB raw, under MAX_ENTRY_BYTES
+PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # what PNG stores as is; other modes go to RGB
 CSV_FIELDS = ("file", "label", "source", "created_at", "original", "model_digit", "model_confidence", "model_file")
 
 # MIGRATIONS[v] takes the file from PRAGMA user_version v to v + 1. Append new ones; never edit a shipped one.
@@ -318,10 +320,22 @@ def _to_digit(row: tuple) -> MyDigit:
     return MyDigit(id_, created_at, label, np.frombuffer(image, dtype=np.uint8).reshape(SIZE, SIZE), source, reading)
 
 
+def keepable(image: Image.Image) -> Image.Image:
+    """The picture as a digit's original is kept: in a mode PNG stores (a CMYK JPEG's goes to RGB), and scaled
+    down (aspect kept) to ORIGINAL_MAX_SIDE. A 12-megapixel photo kept whole would be a PNG of tens of MB in the
+    database, and in an export whose import drops it (MAX_ENTRY_BYTES). The caller's picture is never changed."""
+    picture = image if image.mode in PNG_MODES else image.convert("RGB")
+    if max(picture.size) > ORIGINAL_MAX_SIDE:
+        picture = picture.copy()  # thumbnail() works in place
+        picture.thumbnail((ORIGINAL_MAX_SIDE, ORIGINAL_MAX_SIDE))
+    return picture
+
+
 def encode_png(image: np.ndarray | Image.Image) -> bytes:
-    """A picture as PNG bytes: a PIL image, or a uint8 array ((H, W) grey, (H, W, 4) RGBA like the canvas')."""
+    """A picture as PNG bytes (see keepable): a PIL image, or a uint8 array ((H, W) grey, (H, W, 4) RGBA like the
+    canvas')."""
     out = io.BytesIO()
-    (image if isinstance(image, Image.Image) else Image.fromarray(image)).save(out, format="PNG")
+    keepable(image if isinstance(image, Image.Image) else Image.fromarray(image)).save(out, format="PNG")
     return out.getvalue()
 
 

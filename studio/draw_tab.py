@@ -11,7 +11,7 @@ import streamlit as st
 from PIL import Image
 
 from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
-from mnist_core.digits_db import Reading, encode_png
+from mnist_core.digits_db import Reading, encode_png, keepable
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
@@ -296,10 +296,11 @@ def _upload() -> None:
         return
     with shown.container():
         original, column = st.columns([1, 3], gap="large")
-        original.image(image.convert("RGB"), caption=upload.name, width=180)
+        picture = keepable(image)  # what a label click keeps, and all the preview needs: not the whole photo
+        original.image(picture.convert("RGB"), caption=upload.name, width=180)
         with column, st.container(key="upload-prediction"):
             answer = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
-            _teach_row("teach-upload", answer, x, image, "uploaded", str(active.path))
+            _teach_row("teach-upload", answer, x, picture, "uploaded", str(active.path))
             _teach_message(st.empty())
             st.session_state["teach_message"] = None  # shown once
         if answer is not None:

@@ -217,6 +217,23 @@ def test_export_then_import_round_trips_every_digit(store, tmp_path):
         assert fresh.original_png(int(ident)) == originals[i]
 
 
+
+def test_a_large_or_cmyk_picture_is_kept_small_enough_to_round_trip(store, tmp_path):
+    photo = Image.fromarray(np.random.default_rng(0).integers(0, 256, (3000, 4000, 3), dtype=np.uint8))
+    kept = digits_db.encode_png(photo)
+    with Image.open(io.BytesIO(kept)) as picture:
+        assert picture.size == (digits_db.ORIGINAL_MAX_SIDE, digits_db.ORIGINAL_MAX_SIDE * 3 // 4)  # aspect kept
+    assert photo.size == (4000, 3000)  # the caller's picture is untouched
+    cmyk = Image.new("CMYK", (50, 40), (0, 0, 0, 255))  # a JPEG's mode that PNG cannot store
+    with Image.open(io.BytesIO(digits_db.encode_png(cmyk))) as picture:
+        assert (picture.mode, picture.size) == ("RGB", (50, 40))
+    noisy = Image.fromarray(np.random.default_rng(1).integers(0, 256, (2000, 2000, 4), dtype=np.uint8))
+    ident = store.add(7, digit(7), digits_db.encode_png(noisy), "uploaded")
+    assert len(store.original_png(ident)) < digits_db.MAX_ENTRY_BYTES  # the worst case: noise, with alpha
+    fresh = DigitStore(tmp_path / "other" / DB_NAME)
+    assert fresh.import_zip(store.export_zip()).added == 1
+    assert fresh.original_png(int(fresh.arrays()[0][0])) == store.original_png(ident)  # not the 28x28 stand-in
+
 def zip_of(files: dict[str, bytes]) -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
