@@ -153,13 +153,14 @@ class JobManager:
         except Exception as exc:  # e.g. a full disk: the log is secondary to saying how the run ended
             message += f" (The run could not be logged: {exc})"
         if job.saved is not None:
+            keep = keep_setting()[0]
             try:
-                pruned = Retention(self.runs, keep_setting()[0]).prune()
+                pruned = Retention(self.runs, keep).prune()
             except Exception as exc:  # the run is kept either way: say so, and still end the job below
                 pruned, message = [], message + f" (Older models were not pruned: {exc})"
             if pruned:
                 message += (f" {len(pruned)} older model{'s were' if len(pruned) > 1 else ' was'} deleted to keep "
-                            f"the newest {keep_setting()[0]} (see Runs).")
+                            f"the newest {keep} (see Runs).")
         job.progress.finish(status, message)
 
     def _ended(self, job: TrainingJob, result: TrainResult, saved: ModelInfo | None) -> tuple[str, str]:

@@ -369,8 +369,8 @@ _NUMBER_KEY = {"Conv2D": "filters", "MaxPooling2D": "size", "AveragePooling2D": 
 _TOKEN = re.compile(r"(?P<word>avgpool|pool|conv|dense|dropout|flatten|gap|bn|relu)"
                     r"(?P<number>\d+(?:\.\d*)?|\.\d+)?(?:k(?P<kernel>\d+))?(?:s(?P<stride>\d+))?"
                     r"(?P<options>(?:-[a-z0-9_]+)*)")
-TOKEN_FORMS = ("conv32k3 (optionally s2, -same, -tanh, -nobias), pool2, avgpool2, bn, relu, dropout0.25, flatten, gap, "
-          "dense64 (optionally -linear, -nobias)")
+TOKEN_FORMS = ("conv32k3 (optionally s2, -same, -tanh, -nobias), pool2, avgpool2, bn, relu, dropout0.25, flatten, "
+               "gap, dense64 (optionally -linear, -nobias)")
 
 
 def _token_row(token: str, number: int, where: str) -> dict:

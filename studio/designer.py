@@ -7,7 +7,7 @@ import streamlit as st
 
 from mnist_core.model import PRESETS
 from mnist_core.spec import (ACTIVATIONS, KEYS, PADDINGS, PRESET_LAYERS, TYPES, SpecError, estimate_epoch_seconds,
-                             format_spec, normalize, parse_spec, spec_summary)
+                             format_spec, parse_spec, spec_summary)
 from studio import resources
 
 
@@ -54,7 +54,7 @@ def editor() -> list[dict]:
     start.selectbox("Start from", list(PRESETS), key="design_start",
                     help="Load a preset's layers into the table, replacing the design.")
     load_btn.button("Load", key="design_load_btn", icon=":material/input:", on_click=_load_start, width="stretch")
-    base = normalize(parse_spec(st.session_state["design_base"]))
+    base = parse_spec(st.session_state["design_base"])  # normalized rows: every key, defaults in
     edited = st.data_editor(pd.DataFrame(base, columns=list(KEYS)), num_rows="dynamic", column_config=COLUMNS,
                             hide_index=True, width="stretch", column_order=KEYS,
                             key=f"design_table_{st.session_state['design_version']}")

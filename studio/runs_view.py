@@ -50,6 +50,10 @@ def _model_state(record: RunRecord, active: Path, pruned: set[str]) -> str:
     return "active" if path == active else "saved"
 
 
+def _is_pinned(record: RunRecord, pinned: set[str]) -> bool:
+    return record.model is not None and Path(record.model).name in pinned
+
+
 def _retention() -> Retention:
     return Retention(resources.runs(), keep_setting()[0])
 
@@ -180,7 +184,7 @@ def render() -> None:
             "Test accuracy": [None if r.test_accuracy is None else r.test_accuracy * 100 for r in records],
             "Seconds": [r.seconds for r in records],
             "Model": [_model_state(r, active, pruned) for r in records],
-            "Pinned": [r.model is not None and Path(r.model).name in pinned for r in records],
+            "Pinned": [_is_pinned(r, pinned) for r in records],
         })
         st.dataframe(table, hide_index=True, width="stretch", key="runs_table", column_config={
             "Test accuracy": st.column_config.NumberColumn(format="%.2f%%"),
@@ -201,7 +205,7 @@ def render() -> None:
                          "not kept": "This run ended without a model worth keeping.",
                          "file deleted": "This run's model file is gone.",
                          "pruned": "This run's model was deleted to keep the newest ones."}[state])
-        is_pinned = record.model is not None and Path(record.model).name in pinned
+        is_pinned = _is_pinned(record, pinned)
         pin.button("Unpin" if is_pinned else "Pin", key="pin_btn", icon=":material/keep:", width="stretch",
                    disabled=state not in ("saved", "active") or locked, on_click=_pin,
                    args=(record.model, not is_pinned),
