@@ -113,6 +113,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="randomly rotate, zoom and shift training images (default: the preset's choice)")
     t.add_argument("--augment-style", action=argparse.BooleanOptionalAction, default=None,
                    help="give some training 1s a flag and some 7s a crossbar (default: the preset's choice)")
+    t.add_argument("--augment-slant", action=argparse.BooleanOptionalAction, default=None,
+                   help="randomly slant training images (default: the preset's choice)")
     t.add_argument("--augment-stroke", action=argparse.BooleanOptionalAction, default=None,
                    help="make the ink of training images randomly thinner or thicker (default: off)")
     t.add_argument("--my-digits", metavar="DB", help="also train on your labelled digits (a digits database)")

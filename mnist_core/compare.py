@@ -9,8 +9,9 @@ from mnist_core.runs import RunRecord
 
 
 def _augmentation(config: dict) -> str:
-    kinds = [name for key, name in (("augment", "rotate/zoom/shift"), ("augment_style", "flags and crossbars"),
-                                    ("augment_stroke", "stroke width")) if config.get(key)]
+    kinds = [name for key, name in (("augment", "rotate/zoom/shift"), ("augment_slant", "slant"),
+                                    ("augment_style", "flags and crossbars"), ("augment_stroke", "stroke width"))
+             if config.get(key)]
     return ", ".join(kinds) or "none"
 
 

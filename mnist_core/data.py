@@ -100,12 +100,12 @@ def subset(split: Split, n: int | None) -> Split:
 
 
 def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool, seed: int,
-                 augment: bool = False, style: bool = False, stroke: bool = False):
+                 augment: bool = False, style: bool = False, stroke: bool = False, slant: bool = False):
     """A tf.data pipeline over uint8 images kept in memory: seeded shuffle, batch, scale, prefetch.
 
     Random distortions per image, seeded so runs repeat exactly: `style` gives some 1s a flag and
     some 7s a crossbar, `stroke` makes the ink thinner or thicker, then `augment` rotates, zooms
-    and shifts.
+    and shifts and `slant` shears, in one affine op.
     """
     import tensorflow as tf
 
@@ -113,7 +113,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
     if shuffle:
         ds = ds.shuffle(len(x), seed=seed, reshuffle_each_iteration=True)
     ds = ds.batch(batch_size).map(_scale_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if augment or style or stroke:
+    if augment or style or stroke or slant:
         def distort(batch, seed):
             x, y = batch
             style_seed, affine_seed = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
@@ -121,8 +121,8 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
                 x = _style(x, y, style_seed)
             if stroke:  # a seed of its own, so runs without it draw exactly as before
                 x = _stroke(x, tf.random.experimental.stateless_fold_in(seed, 2))
-            if augment:
-                x = _affine(x, affine_seed)
+            if augment or slant:
+                x = _affine(x, affine_seed, turn=augment, slant=slant)
             return x, y
 
         batch_seeds = tf.data.Dataset.random(seed=seed).batch(2)  # one stateless seed pair per batch
@@ -134,6 +134,7 @@ def make_dataset(x: np.ndarray, y: np.ndarray, batch_size: int, *, shuffle: bool
 MAX_ROTATION = 0.2  # radians, about 11 degrees
 MAX_ZOOM = 0.1  # +-10% size
 MAX_SHIFT = 2.5  # pixels
+MAX_SLANT = 0.4  # shear: a row shifts sideways by up to 0.4 px per row from the centre (about 22 degrees)
 STYLE_SHARE = 0.3  # the share of 1s given a flag, and of 7s given a crossbar
 STYLE_WIDTH = (1.6, 2.6)  # the added stroke's width, pixels, about MNIST's median stroke
 FLAG_LENGTH = (0.3, 0.6)  # a flag's length, as a share of the digit's height
@@ -210,21 +211,30 @@ def _stroke(x, seed):
     return tf.where(w > 0, x + w * (thick - x), x - w * (thin - x))
 
 
-def _affine(x, seed):
-    """One affine transform per image (rotation, zoom, shift about the centre), in a single op."""
+def _affine(x, seed, *, turn: bool, slant: bool):
+    """One affine transform per image, in a single op: `turn` rotates, zooms and shifts (about the centre),
+    `slant` shears."""
     import tensorflow as tf
 
     n = tf.shape(x)[0]
-    seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), 3)
-    angle = tf.random.stateless_uniform([n], seeds[0], -MAX_ROTATION, MAX_ROTATION)
-    zoom = tf.random.stateless_uniform([n], seeds[1], 1 - MAX_ZOOM, 1 + MAX_ZOOM)
-    shift = tf.random.stateless_uniform([n, 2], seeds[2], -MAX_SHIFT, MAX_SHIFT)
-    # The op maps each output pixel back to an input point: input = M (output - c - t) + c.
+    seed = tf.cast(seed, tf.int64)
+    seeds = tf.random.experimental.stateless_split(seed, 3)
+    # A part that is off draws from a range of width 0, so the other parts draw the same numbers either way;
+    # the slant has a seed of its own (folded in) for the same reason.
+    max_rotation, max_zoom, max_shift = (v if turn else 0.0 for v in (MAX_ROTATION, MAX_ZOOM, MAX_SHIFT))
+    max_shear = MAX_SLANT if slant else 0.0
+    angle = tf.random.stateless_uniform([n], seeds[0], -max_rotation, max_rotation)
+    zoom = tf.random.stateless_uniform([n], seeds[1], 1 - max_zoom, 1 + max_zoom)
+    shift = tf.random.stateless_uniform([n, 2], seeds[2], -max_shift, max_shift)
+    shear = tf.random.stateless_uniform([n], tf.random.experimental.stateless_fold_in(seed, 4), -max_shear, max_shear)
+    # The op maps each output pixel back to an input point: input = M (output - c - t) + c, where M
+    # undoes the shear (x_out = x_in + shear * y_in), then the rotation and zoom.
     cos, sin = tf.cos(angle) / zoom, tf.sin(angle) / zoom
+    m00, m01, m10, m11 = cos, sin - cos * shear, -sin, cos + sin * shear
     c = 13.5  # centre of a 28 px frame
     ox, oy = c + shift[:, 0], c + shift[:, 1]
-    transforms = tf.stack([cos, sin, c - cos * ox - sin * oy,
-                           -sin, cos, c + sin * ox - cos * oy,
+    transforms = tf.stack([m00, m01, c - m00 * ox - m01 * oy,
+                           m10, m11, c - m10 * ox - m11 * oy,
                            tf.zeros([n]), tf.zeros([n])], axis=1)
     return tf.raw_ops.ImageProjectiveTransformV3(
         images=x, transforms=transforms, output_shape=[28, 28], fill_value=0.0,

@@ -59,7 +59,7 @@ def best_network(dtype: str = "float32") -> keras.Model:
     """Two unpadded conv-BN-ReLU pairs per scale (28->24->12->8->4 px), dropout before the head.
 
     Recipe: batch 128, one-cycle Adam peaking at 3e-3, 7 epochs, training images randomly
-    rotated, zoomed and shifted, and some 1s given a flag and some 7s a crossbar, in the input
+    rotated, zoomed, slanted and shifted, and some 1s given a flag and some 7s a crossbar, in the input
     pipeline (the saved model holds no augmentation).
     """
 
@@ -103,6 +103,7 @@ class Preset:
     precision: str  # "float32", or "auto" to use mixed precision where the machine gains from it
     augment: bool = False  # random rotations, zoom and shifts of the training images
     augment_style: bool = False  # flags on some 1s, crossbars on some 7s
+    augment_slant: bool = False  # random slant (shear) of the training images
 
     @property
     def description(self) -> str:
@@ -117,7 +118,7 @@ PRESETS: dict[str, Preset] = {
         Preset("fast", fast_network, epochs=1, batch_size=128, learning_rate=5e-3, schedule="onecycle",
                precision="auto"),
         Preset("best", best_network, epochs=7, batch_size=128, learning_rate=3e-3, schedule="onecycle",
-               precision="auto", augment=True, augment_style=True),
+               precision="auto", augment=True, augment_style=True, augment_slant=True),
     ]
 }
 

@@ -38,6 +38,7 @@ class TrainConfig:
     schedule: str = "constant"  # "constant", or "onecycle": linear warm-up then cosine decay to 0
     augment: bool = False  # randomly rotate, zoom and shift training images (data.make_dataset)
     augment_style: bool = False  # give some 1s a flag and some 7s a crossbar (continental handwriting)
+    augment_slant: bool = False  # randomly slant (shear) training images
     augment_stroke: bool = False  # make the ink randomly thinner or thicker
     seed: int = 42  # seeds weights, shuffling and augmentation
     train_subset: int | None = None  # use only the first N training images (None = all 60,000)
@@ -87,7 +88,7 @@ class TrainConfig:
         p = get_preset(CUSTOM_RECIPE if name == CUSTOM else name)
         recipe = dict(preset=name, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
                       schedule=p.schedule, precision=p.precision, augment=p.augment,
-                      augment_style=p.augment_style)
+                      augment_style=p.augment_style, augment_slant=p.augment_slant)
         return cls(**{**recipe, **overrides})
 
     @classmethod
@@ -100,7 +101,7 @@ class TrainConfig:
                              "nor a custom network with its layers recorded")
         recipe = dict(preset=preset, layers=layers if preset == CUSTOM else None, epochs=finetune.EPOCHS,
                       batch_size=finetune.BATCH_SIZE, learning_rate=finetune.LEARNING_RATE, schedule="onecycle",
-                      augment=True, augment_style=False, augment_stroke=True, parent=str(parent),
+                      augment=True, augment_style=False, augment_slant=False, augment_stroke=True, parent=str(parent),
                       my_digits=str(my_digits))
         return cls(**{**recipe, **overrides})
 
@@ -176,7 +177,8 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
     precision = resolve_precision(config.precision)
     steps_per_epoch = math.ceil(len(x_train) / config.batch_size)
     train_ds = data.make_dataset(x_train, y_train, config.batch_size, shuffle=True, seed=config.seed,
-                                 augment=config.augment, style=config.augment_style, stroke=config.augment_stroke)
+                                 augment=config.augment, style=config.augment_style, stroke=config.augment_stroke,
+                                 slant=config.augment_slant)
     test_ds = data.make_dataset(x_test, y_test, 256, shuffle=False, seed=config.seed)
 
     progress.set_message("loading the model to fine-tune" if config.is_finetune else "building the network")

@@ -22,6 +22,7 @@ def recipe(preset: str) -> dict:
         "train_learning_rate": p.learning_rate,
         "train_schedule": p.schedule,
         "train_augment": p.augment,
+        "train_augment_slant": p.augment_slant,
         "train_augment_style": p.augment_style,
     }
 

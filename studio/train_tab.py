@@ -54,6 +54,7 @@ def _config_from_state() -> TrainConfig:
         schedule=ss["train_schedule"],
         augment=bool(ss["train_augment"]),
         augment_style=bool(ss["train_augment_style"]),
+        augment_slant=bool(ss["train_augment_slant"]),
         seed=int(ss["train_seed"]),
         my_digits=str(resources.digit_store().path) if ss["train_my_digits"] else None,
         train_subset=None if n_train >= FULL_TRAIN else n_train,
@@ -165,11 +166,14 @@ def _controls() -> None:
               help="Reset epochs, batch size, learning rate, schedule and augmentation to the chosen preset's "
                    "recipe (for seed: the TensorFlow tutorial's 10 epochs, batch 32, Adam 1e-3, none).")
     st.markdown("Augmentation: each training image distorted at random, so the network reads more hands")
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.checkbox("Rotate, zoom, shift", value=ss["train_augment"], key="train_augment",
                 help=f"Up to ±{math.degrees(data.MAX_ROTATION):.0f}° of rotation, ±{data.MAX_ZOOM:.0%} of size "
                      f"and ±{data.MAX_SHIFT:g} px of shift.")
-    c2.checkbox("Flags and crossbars", value=ss["train_augment_style"], key="train_augment_style",
+    c2.checkbox("Slant", value=ss["train_augment_slant"], key="train_augment_slant",
+                help=f"Lean each digit left or right by up to {math.degrees(math.atan(data.MAX_SLANT)):.0f}° (a "
+                     "shear), as people's handwriting leans.")
+    c3.checkbox("Flags and crossbars", value=ss["train_augment_style"], key="train_augment_style",
                 help=f"{data.STYLE_SHARE:.0%} of the 1s get a flag ({data.FOOT_SHARE:.0%} of those a foot too) and "
                      f"{data.STYLE_SHARE:.0%} of the 7s a crossbar, as many people outside the US write them.")
     st.checkbox("Include my digits", value=ss["train_my_digits"], key="train_my_digits",
@@ -228,6 +232,7 @@ def _describe_config(config: TrainConfig) -> str:
     subset = ("all" if config.train_subset is None else f"{config.train_subset:,}") + " training / " + (
         "all" if config.test_subset is None else f"{config.test_subset:,}") + " test images"
     augmentation = ", ".join(name for name, on in (("rotate/zoom/shift", config.augment),
+                                                    ("slant", config.augment_slant),
                                                     ("flags and crossbars", config.augment_style),
                                                     ("thinner/thicker ink", config.augment_stroke)) if on) or "none"
     kind = "fine-tune of " if config.is_finetune else ""

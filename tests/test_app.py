@@ -216,19 +216,21 @@ def test_a_designed_network_is_measured_refused_when_it_cannot_work_and_trained(
 
 def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
     at = run_app()
-    boxes = ("train_augment", "train_augment_style")
-    assert [at.checkbox(key=k).value for k in boxes] == [False, False]  # the tutorial trains on plain images
+    boxes = ("train_augment", "train_augment_slant", "train_augment_style")
+    assert [at.checkbox(key=k).value for k in boxes] == [False] * 3  # the tutorial trains on plain images
     at.radio(key="train_preset").set_value("best").run()
     best = PRESETS["best"]
-    assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_style] == [True, True]
+    assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_slant, best.augment_style] == [
+        True] * 3
     at.radio(key="train_preset").set_value("fast").run()
-    assert [at.checkbox(key=k).value for k in boxes] == [False, False]
+    assert [at.checkbox(key=k).value for k in boxes] == [False] * 3
     at.checkbox(key="train_augment_style").check()
+    at.checkbox(key="train_augment_slant").check()
     _press_train_on_a_slice(at, epochs=1)
     config = job_manager().job.config
-    assert (config.augment, config.augment_style) == (False, True)
+    assert (config.augment, config.augment_slant, config.augment_style) == (False, True, True)
     _wait_for_job_end(at)
-    assert any("augmentation: flags and crossbars" in c.value for c in at.caption)
+    assert any("augmentation: slant, flags and crossbars" in c.value for c in at.caption)
 
 
 def test_training_from_scratch_can_include_my_digits(runs, mnist):

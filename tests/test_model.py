@@ -69,8 +69,8 @@ def test_best_preset_randomises_only_in_training(digits):
     kinds = {type(layer).__name__ for layer in model.layers}
     assert {"Dropout", "BatchNormalization"} <= kinds
     assert not any(k.startswith("Random") for k in kinds)  # augmentation lives in the input pipeline
-    assert PRESETS["best"].augment and PRESETS["best"].augment_style
-    assert not PRESETS["seed"].augment and not PRESETS["seed"].augment_style
+    assert PRESETS["best"].augment and PRESETS["best"].augment_style and PRESETS["best"].augment_slant
+    assert not (PRESETS["seed"].augment or PRESETS["seed"].augment_style or PRESETS["seed"].augment_slant)
     c = np.asarray(model(digits, training=True))
     assert not np.allclose(a, c)
 
