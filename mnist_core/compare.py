@@ -8,9 +8,10 @@ from collections.abc import Callable, Sequence
 from mnist_core.runs import RunRecord
 
 
-def _augmentation(config: dict) -> str:
+def augmentation(config: dict) -> str:
+    """The distortions a run's config (TrainConfig.to_dict()) trains with, in words; "none" if none."""
     kinds = [name for key, name in (("augment", "rotate/zoom/shift"), ("augment_slant", "slant"),
-                                    ("augment_style", "flags and crossbars"), ("augment_stroke", "stroke width"))
+                                    ("augment_style", "flags and crossbars"), ("augment_stroke", "thinner/thicker ink"))
              if config.get(key)]
     return ", ".join(kinds) or "none"
 
@@ -37,7 +38,7 @@ ROWS: tuple[tuple[str, Callable[[RunRecord], str]], ...] = (
     ("Batch size", lambda r: str(r.config.get("batch_size", "?"))),
     ("Learning rate", lambda r: _number(r.config.get("learning_rate"), "g")),
     ("Schedule", lambda r: str(r.config.get("schedule", "?"))),
-    ("Augmentation", lambda r: _augmentation(r.config)),
+    ("Augmentation", lambda r: augmentation(r.config)),
     ("Precision", lambda r: str(r.config.get("precision", "?"))),
     ("Seed", lambda r: str(r.config.get("seed", "?"))),
     ("Training / test images", lambda r: _subsets(r.config)),

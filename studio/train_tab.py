@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from mnist_core import data, finetune
+from mnist_core import compare, data, finetune
 from mnist_core.digits_db import DigitsDatabaseError
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
@@ -231,10 +231,7 @@ def _fmt_seconds(seconds: float | None) -> str:
 def _describe_config(config: TrainConfig) -> str:
     subset = ("all" if config.train_subset is None else f"{config.train_subset:,}") + " training / " + (
         "all" if config.test_subset is None else f"{config.test_subset:,}") + " test images"
-    augmentation = ", ".join(name for name, on in (("rotate/zoom/shift", config.augment),
-                                                    ("slant", config.augment_slant),
-                                                    ("flags and crossbars", config.augment_style),
-                                                    ("thinner/thicker ink", config.augment_stroke)) if on) or "none"
+    augmentation = compare.augmentation(config.to_dict())
     kind = "fine-tune of " if config.is_finetune else ""
     mine = " · with your digits" if config.my_digits else ""
     return (f"{kind}`{config.preset}`{mine} · {config.epochs} epoch(s) · batch {config.batch_size} · "
