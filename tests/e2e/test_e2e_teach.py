@@ -1,7 +1,8 @@
 """The teaching loop in a real browser: draw a digit the model misreads, label it, collect more, fine-tune,
 and the new model reads that hand.
 
-The hand: a 4 written as a plus sign (two strokes), which the shipped model reads as a 7.
+The hand: a 4 written as a cross whose bar sits a quarter of the way down (two strokes), which the shipped
+model reads as a 7 (it reads an even plus sign as a 4).
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ PLACES = [(140, 140, 160), (120, 130, 140), (160, 150, 150), (140, 120, 120), (1
 CHECK = (150, 135, 150)
 
 
-def draw_plus(page: Page, cx: float, cy: float, size: float) -> None:
+def draw_cross(page: Page, cx: float, cy: float, size: float) -> None:
     draw_polyline(page, [(cx, cy - size / 2), (cx, cy + size / 2)])
-    draw_polyline(page, [(cx - size / 2, cy), (cx + size / 2, cy)])
+    draw_polyline(page, [(cx - size / 2, cy - size / 4), (cx + size / 2, cy - size / 4)])
 
 
 def teach(page: Page, n: int, place: tuple[int, int, int], read_as: str) -> None:
-    """Draw a plus, see the model's answer (marked in the row), press 4: saved, and the canvas is cleared."""
-    draw_plus(page, *place)
+    """Draw a cross, see the model's answer (marked in the row), press 4: saved, and the canvas is cleared."""
+    draw_cross(page, *place)
     expect(prediction_heading(page)).to_have_text(f"Prediction: {read_as}", timeout=SLOW_MS)
     row = page.locator(TEACH)
     expect(row.get_by_role("button")).to_have_count(10)
@@ -44,8 +45,8 @@ def test_teach_a_misread_hand_and_fine_tune_until_it_is_read(fresh_server, open_
     wait_idle(page)
     expect(page.locator(TEACH)).to_have_count(0)  # an empty canvas offers no buttons
 
-    # The shipped model reads the plus as a 7; the row marks 7 as its answer, and the user presses 4.
-    draw_plus(page, *PLACES[0])
+    # The shipped model reads the cross as a 7; the row marks 7 as its answer, and the user presses 4.
+    draw_cross(page, *PLACES[0])
     expect(prediction_heading(page)).to_have_text("Prediction: 7", timeout=SLOW_MS)
     row = page.locator(TEACH)
     expect(row.get_by_role("button", name="7", exact=True)).to_have_attribute("data-testid", "stBaseButton-primary")
@@ -73,7 +74,7 @@ def test_teach_a_misread_hand_and_fine_tune_until_it_is_read(fresh_server, open_
     expect(page.locator(".st-key-finetune-progress")).to_contain_text("Fine-tuning", timeout=SLOW_MS)
     result = page.locator(".st-key-finetune-result")
     expect(result).to_contain_text("Your held-out digits", timeout=FINETUNE_MS)
-    expect(result).to_contain_text("0.00% → 100.00%")  # both held-out pluses: misread before, read as 4 after
+    expect(result).to_contain_text("0.00% → 100.00%")  # both held-out crosses: misread before, read as 4 after
     expect(result).to_contain_text("on 8 of your digits, 2 held out")
     expect(page.get_by_role("button", name="Fine-tune on my digits")).to_be_enabled(timeout=SLOW_MS)
     # The new model is active: it reads all ten of the user's digits right, with no wrong marks.
@@ -83,9 +84,9 @@ def test_teach_a_misread_hand_and_fine_tune_until_it_is_read(fresh_server, open_
     sidebar = page.get_by_test_id("stSidebar")
     expect(sidebar).not_to_contain_text("(shipped default)")
 
-    # A new plus, drawn somewhere else: the fine-tuned model reads it as 4.
+    # A new cross, drawn somewhere else: the fine-tuned model reads it as 4.
     open_tab(page, "Draw")
     wait_idle(page)
-    draw_plus(page, *CHECK)
+    draw_cross(page, *CHECK)
     expect(prediction_heading(page)).to_have_text("Prediction: 4", timeout=SLOW_MS)
     assert_no_exception(page)
