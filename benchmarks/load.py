@@ -1,12 +1,13 @@
 """Classroom load benchmark: N browser pages drawing digits on the Draw tab at once, with and without a training run.
 
 python benchmarks/load.py [--pages 1,5,10,20] [--open-pages 10] [--seconds 45] [--quick] [--no-training]
-                          [--json PATH] [--train-images N] [--budget-minutes 12] [--log PATH]
+                          [--json PATH] [--train-images N] [--budget-minutes 12] [--log PATH] [--stroke-step 12]
 
 One `streamlit run app.py` on 127.0.0.1 (a temporary runs dir) and one headless Chromium; each simulated
 pupil is its own browser context, so its own Streamlit session, driven with Playwright's async API so that
 all pages act at once. For each case (N pages × idle server / training run) every page, for --seconds,
-draws a 1, a 0 or a 7 (in turn, placed a little differently each time), waits for the answer, checks the
+draws a 1, a 0 or a 7 (in turn, placed a little differently each time; each stroke as mouse moves
+--stroke-step px apart, 12 by default, about one a frame at 60 Hz), waits for the answer, checks the
 digit read, looks at it 0.5-1.5 s (seeded), presses Clear and waits for the empty canvas before the next one.
 Page starts are staggered over 1.5 s.
 
@@ -79,6 +80,10 @@ from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ARTIFACTS, CANVAS_PX, CHROMIUM_ARG
 ANSWER_TIMEOUT_S = 10.0  # no answer by then: "unanswered"
 CLEAR_TIMEOUT_MS = 15_000
 THINK_S = (0.5, 1.5)
+# A pen stroke reaches the canvas as one pointer move per screen frame: at 60 Hz and a child's 0.5-1 s for a
+# 0 some 180 px tall, 10-16 px apart. Finer steps cost the simulated pupils' browsers (the canvas redraws its
+# whole path at every move), not the server: at 3 px a drawing took 0.64 s of Chromium's CPU, at 12 px 0.19 s.
+STROKE_STEP_PX = 12.0
 OPEN_AT_ONCE = 3  # pages loading the app at the same time
 OPEN_S, OPEN_S_PER_PAGE = 90, 15  # time allowed to open a case's pages; those not open by then are left out
 OVERRUN_S = 90  # time allowed past a case's end to finish the drawings in progress
@@ -342,7 +347,7 @@ async def open_draw_page(browser: Browser, url: str, gate: asyncio.Semaphore, at
             raise
 
 
-async def draw_polyline(page: Page, points: list[tuple[float, float]], step_px: float = 3.0) -> None:
+async def draw_polyline(page: Page, points: list[tuple[float, float]], step_px: float) -> None:
     upper = page.locator(CANVAS)
     await expect(upper).to_have_count(1, timeout=CLEAR_TIMEOUT_MS)
     await upper.scroll_into_view_if_needed()
@@ -441,7 +446,7 @@ async def _page_state(page: Page) -> str:
 
 
 async def pupil(page: Page, index: int, url: str, start_delay: float, deadline: float, tally: Tally,
-                rng: random.Random) -> None:
+                rng: random.Random, stroke_px: float) -> None:
     """Draw, wait for the answer, look at it (think time), Clear; until the deadline (a drawing begun before it
     is finished)."""
     await asyncio.sleep(start_delay)
@@ -451,7 +456,7 @@ async def pupil(page: Page, index: int, url: str, start_delay: float, deadline: 
         turn += 1
         cx, cy, h = 140 + rng.uniform(-12, 12), 140 + rng.uniform(-12, 12), rng.uniform(165, 190)
         try:
-            await draw_polyline(page, shape(cx, cy, h))
+            await draw_polyline(page, shape(cx, cy, h), stroke_px)
             tally.drawings += 1
             up = await page.evaluate("() => window.__ups.length ? window.__ups[window.__ups.length - 1] : null")
             if up is None:  # no pointerup seen in the page: fall back to "now" in the page's clock
@@ -518,7 +523,7 @@ async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
 
 
 async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: MemorySampler, host: Page | None,
-                   pages_n: int, seconds: float, seed: int, drawing: bool = True) -> Case:
+                   pages_n: int, seconds: float, seed: int, stroke_px: float, drawing: bool = True) -> Case:
     """`pages_n` drawing pages (or, if not `drawing`, pages left alone on the Draw tab) for `seconds`; with a
     training run started (and stopped) by `host` if given.
 
@@ -560,7 +565,7 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: MemorySa
         try:  # a drawing begun before the deadline is finished, within bounds
             await asyncio.wait_for(asyncio.gather(
                 *(pupil(p, i, url, i * THINK_S[1] / max(1, len(pages)), deadline, tally,
-                        random.Random(seed * 1000 + i)) for i, p in enumerate(pages) if drawing),
+                        random.Random(seed * 1000 + i), stroke_px) for i, p in enumerate(pages) if drawing),
                 asyncio.sleep(seconds)), timeout=seconds + OVERRUN_S)
         except TimeoutError:
             case.errors.append(f"drawing went on {OVERRUN_S} s past the case's end: the pages were stopped")
@@ -675,8 +680,8 @@ def server_log_problems(log: Path, limit: int = 15) -> list[str]:
 
 
 async def benchmark(pages_list: list[int], seconds: float, training: bool, train_images: int, seed: int,
-                    log: Path | None, budget_s: float, json_path: Path | None = None, open_pages: int = 0
-                    ) -> tuple[list[Case], list[str], list[str]]:
+                    log: Path | None, budget_s: float, json_path: Path | None = None, open_pages: int = 0,
+                    stroke_px: float = STROKE_STEP_PX) -> tuple[list[Case], list[str], list[str]]:
     """The cases in order (solo run, `open_pages` pages left alone with the run, then each N idle and training);
     cases not begun within budget_s are skipped."""
     skipped: list[str] = []
@@ -696,7 +701,8 @@ async def benchmark(pages_list: list[int], seconds: float, training: bool, train
                 try:
                     # Warm-up: the first page load of a fresh server imports TensorFlow and loads the model.
                     warm = await open_draw_page(browser, url, asyncio.Semaphore(1))
-                    await draw_polyline(warm, one(140, 140, 180))  # the first reading builds the model's functions
+                    # the first reading builds the model's functions
+                    await draw_polyline(warm, one(140, 140, 180), stroke_px)
                     await warm.wait_for_function(FIRST_ANSWER_AFTER, arg=0, timeout=60_000)
                     await warm.context.close()
                     # The teacher's page, open throughout: its Train tab filled in once.
@@ -705,11 +711,12 @@ async def benchmark(pages_list: list[int], seconds: float, training: bool, train
                         host = await open_page(browser, url)
                         await set_recipe(host, train_images)
                         await open_tab(host, "Gallery")
-                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed))
+                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed,
+                                                    stroke_px))
                         write_json(json_path, cases, partial=True)
                         if open_pages:
                             cases.append(await run_case(browser, url, runs_dir, sampler, host, open_pages, seconds,
-                                                        seed, drawing=False))
+                                                        seed, stroke_px, drawing=False))
                             write_json(json_path, cases, partial=True)
                     for n in pages_list:
                         for with_run in ([False, True] if training else [False]):
@@ -717,7 +724,7 @@ async def benchmark(pages_list: list[int], seconds: float, training: bool, train
                                 skipped.append(f"{n} {'training' if with_run else 'idle'}")
                                 continue
                             cases.append(await run_case(browser, url, runs_dir, sampler, host if with_run else None,
-                                                        n, seconds, seed))
+                                                        n, seconds, seed, stroke_px))
                             write_json(json_path, cases, partial=True)  # what is done survives an interruption
                 finally:
                     await browser.close()
@@ -743,6 +750,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-training", action="store_true", help="idle server only (no solo run either)")
     parser.add_argument("--train-images", type=int, default=30_000, help="training images of the run (seed preset)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the positions and think times")
+    parser.add_argument("--stroke-step", type=float, default=STROKE_STEP_PX,
+                        help="pixels between the mouse moves of a pen stroke (about one per frame at 60 Hz)")
     parser.add_argument("--budget-minutes", type=float, default=12,
                         help="begin no new case after this long (the cases left are listed as skipped)")
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
@@ -752,15 +761,15 @@ def main(argv: list[str] | None = None) -> int:
     seconds, train_images, open_pages = args.seconds, args.train_images, args.open_pages
     if args.quick:
         pages_list, seconds, train_images, open_pages = [1, 2], 15.0, 10_000, 0
-    if any(n < 1 for n in pages_list) or open_pages < 0:
-        parser.error("--pages: each number must be at least 1; --open-pages: at least 0")
+    if any(n < 1 for n in pages_list) or open_pages < 0 or not args.stroke_step > 0:
+        parser.error("--pages: each number must be at least 1; --open-pages: at least 0; --stroke-step: above 0")
 
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupt)  # `timeout` or a CI kill: stop the server and browser on the way out
     try:
         cases, problems, skipped = asyncio.run(benchmark(pages_list, seconds, not args.no_training, train_images,
                                                          args.seed, args.log, args.budget_minutes * 60, args.json,
-                                                         open_pages))
+                                                         open_pages, args.stroke_step))
     except KeyboardInterrupt as exc:
         print(f"interrupted ({exc or 'Ctrl-C'}): no table", file=sys.stderr)
         return 130
