@@ -82,7 +82,7 @@ CLEAR_TIMEOUT_MS = 15_000
 THINK_S = (0.5, 1.5)
 # A pen stroke reaches the canvas as one pointer move per screen frame: at 60 Hz and a child's 0.5-1 s for a
 # 0 some 180 px tall, 10-16 px apart. Finer steps cost the simulated pupils' browsers (the canvas redraws its
-# whole path at every move), not the server: at 3 px a drawing took 0.64 s of Chromium's CPU, at 12 px 0.19 s.
+# whole path at every move), not the server: at 3 px a drawing took 0.64 s of Chromium's CPU, at 12 px 0.17 s.
 STROKE_STEP_PX = 12.0
 OPEN_AT_ONCE = 3  # pages loading the app at the same time
 OPEN_S, OPEN_S_PER_PAGE = 90, 15  # time allowed to open a case's pages; those not open by then are left out
@@ -793,8 +793,8 @@ def main(argv: list[str] | None = None) -> int:
         for line in problems:
             print(f"  {line[:300]}")
     print(f"total {wall:.0f} s")
-    write_json(args.json, cases, seconds=seconds, train_images=train_images, wall_s=round(wall, 1),
-               server_log_problems=problems, skipped=skipped)
+    write_json(args.json, cases, seconds=seconds, train_images=train_images, stroke_step=args.stroke_step,
+               wall_s=round(wall, 1), server_log_problems=problems, skipped=skipped)
     return 0
 
 

@@ -220,8 +220,8 @@ def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
     assert [at.checkbox(key=k).value for k in boxes] == [False] * 3  # the tutorial trains on plain images
     at.radio(key="train_preset").set_value("best").run()
     best = PRESETS["best"]
-    assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_slant, best.augment_style] == [
-        True] * 3
+    assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_slant, best.augment_style]
+    assert best.augment and best.augment_slant and best.augment_style
     at.radio(key="train_preset").set_value("fast").run()
     assert [at.checkbox(key=k).value for k in boxes] == [False] * 3
     at.checkbox(key="train_augment_style").check()

@@ -253,11 +253,8 @@ def test_augmentation_is_seeded_and_keeps_digits_recognisable(mnist):
     assert not np.allclose(aug, plain)
     ink_ratio = aug.sum(axis=(1, 2, 3)) / plain.sum(axis=(1, 2, 3))  # zoom of +-10% scales ink by ~0.8-1.2
     assert 0.7 < ink_ratio.min() and ink_ratio.max() < 1.35
-    def corr(a, b):
-        return np.median([np.corrcoef(u.ravel(), v.ravel())[0, 1] for u, v in zip(a, b)])
-
-    # still the same digit, moved a little: nearer its own original than the next image's
-    assert corr(aug, plain) > corr(aug, np.roll(plain, 1, axis=0)) + 0.15
+    corr = [np.corrcoef(a.ravel(), p.ravel())[0, 1] for a, p in zip(aug, plain)]
+    assert np.median(corr) > 0.5  # still the same digit, moved a little
 
 
 def test_slant_leans_strokes_further_than_rotation():
@@ -265,8 +262,8 @@ def test_slant_leans_strokes_further_than_rotation():
     bar[:, 4:24, 13:15] = 255  # an upright stroke, 20 px tall
     rows, cols = np.mgrid[0:28, 0:28]
 
-    def leans(**kinds):  # columns moved per row down each stroke (its ink's least-squares slope)
-        out = _batches(data.make_dataset(bar, np.ones(256, np.uint8), 64, shuffle=False, seed=1, **kinds))[..., 0]
+    def leans(seed=1, **kinds):  # columns moved per row down each stroke (its ink's least-squares slope)
+        out = _batches(data.make_dataset(bar, np.ones(256, np.uint8), 64, shuffle=False, seed=seed, **kinds))[..., 0]
         w = out / out.sum(axis=(1, 2), keepdims=True)
         r, c = (w * rows).sum(axis=(1, 2), keepdims=True), (w * cols).sum(axis=(1, 2), keepdims=True)
         return np.abs((w * (rows - r) * (cols - c)).sum(axis=(1, 2)) / (w * (rows - r) ** 2).sum(axis=(1, 2)))
@@ -276,6 +273,8 @@ def test_slant_leans_strokes_further_than_rotation():
     assert 0.8 * data.MAX_SLANT < slanted.max() < data.MAX_SLANT + 0.03
     assert 0.25 * data.MAX_SLANT < np.median(slanted) < 0.75 * data.MAX_SLANT  # spread over the range
     assert rotated.max() + 0.1 < both.max() < np.tan(data.MAX_ROTATION) + data.MAX_SLANT + 0.05
+    np.testing.assert_array_equal(leans(slant=True), slanted)  # seeded
+    assert not np.allclose(leans(seed=2, slant=True), slanted)
 
 
 def _batches(ds) -> np.ndarray:

@@ -52,6 +52,7 @@ def test_finetune_learns_a_new_hand_and_keeps_mnist(saved_model, transposed_digi
     config = TrainConfig.for_finetune(str(saved_model), str(transposed_digits.path), epochs=3, test_subset=1000,
                                       learning_rate=2e-3)
     assert config.is_finetune and config.preset == "seed" and config.augment and config.augment_stroke
+    assert not config.augment_slant  # the recipe learns one hand: no slant
     result = train(config)
     report = result.personal
     assert result.status == "completed"
