@@ -96,10 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     _add_verbose(parser)
     sub = parser.add_subparsers(dest="command", required=True)
 
+    # A flag left out is absent from the namespace (SUPPRESS), so a TrainConfig field there is one the user gave,
+    # even as None ("--train-subset all"); the few flags that are not fields get defaults of their own.
     t = sub.add_parser("train", help="train a model on MNIST and report its test accuracy",
                        description="Train a model. Unset flags take the preset's recipe "
-                                   "(seed: the TensorFlow tutorial, batch 32, Adam 1e-3, 10 epochs).")
-    t.add_argument("--preset", choices=[*PRESETS, CUSTOM],
+                                   "(seed: the TensorFlow tutorial, batch 32, Adam 1e-3, 10 epochs).",
+                       argument_default=argparse.SUPPRESS)
+    t.add_argument("--preset", choices=[*PRESETS, CUSTOM], default=None,
                    help="network and default recipe (default: seed; custom with --layers)")
     t.add_argument("--layers", metavar="SPEC",
                    help="design the network, one comma-separated token a layer, e.g. "
@@ -109,28 +112,25 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--batch-size", type=int, help="images per gradient step")
     t.add_argument("--learning-rate", type=_learning_rate, help="Adam learning rate (the peak for onecycle)")
     t.add_argument("--schedule", choices=SCHEDULES, help="constant rate, or onecycle: warm-up then cosine decay")
-    t.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+    t.add_argument("--augment", action=argparse.BooleanOptionalAction,
                    help="randomly rotate, zoom and shift training images (default: the preset's choice)")
-    t.add_argument("--augment-style", action=argparse.BooleanOptionalAction, default=None,
+    t.add_argument("--augment-style", action=argparse.BooleanOptionalAction,
                    help="give some training 1s a flag and some 7s a crossbar (default: the preset's choice)")
-    t.add_argument("--augment-slant", action=argparse.BooleanOptionalAction, default=None,
+    t.add_argument("--augment-slant", action=argparse.BooleanOptionalAction,
                    help="randomly slant training images (default: the preset's choice)")
-    t.add_argument("--augment-stroke", action=argparse.BooleanOptionalAction, default=None,
+    t.add_argument("--augment-stroke", action=argparse.BooleanOptionalAction,
                    help="make the ink of training images randomly thinner or thicker (default: off)")
     t.add_argument("--my-digits", metavar="DB", help="also train on your labelled digits (a digits database)")
     t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
-    # Absent unless given (SUPPRESS): "all" is None, and must still override --dry-run's subsets
-    t.add_argument("--train-subset", type=_subset_size, default=argparse.SUPPRESS,
-                   help="use only the first N training images (or all)")
-    t.add_argument("--test-subset", type=_subset_size, default=argparse.SUPPRESS,
-                   help="use only the first N test images (or all)")
+    t.add_argument("--train-subset", type=_subset_size, help="use only the first N training images (or all)")
+    t.add_argument("--test-subset", type=_subset_size, help="use only the first N test images (or all)")
     t.add_argument("--precision", choices=PRECISIONS, help="float32, mixed precision, or auto (per machine)")
     t.add_argument("--steps-per-execution", type=int, help="batches per compiled call")
-    t.add_argument("--no-deterministic", dest="deterministic", action="store_false", default=None,
+    t.add_argument("--no-deterministic", dest="deterministic", action="store_false",
                    help="allow non-deterministic TensorFlow ops")
     t.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
-    t.add_argument("--out", help="save the trained model here (.keras, with a .json sidecar)")
-    t.add_argument("--dry-run", action="store_true",
+    t.add_argument("--out", default=None, help="save the trained model here (.keras, with a .json sidecar)")
+    t.add_argument("--dry-run", action="store_true", default=False,
                    help="a fast check for CI: 1 epoch on 1,000 training and 500 test images")
 
     f = sub.add_parser("finetune", help="fine-tune a saved model on your labelled digits, mixed with replayed MNIST",
@@ -190,12 +190,12 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from mnist_core.spec import CUSTOM
     from mnist_core.training import TrainConfig
 
-    given = vars(args)
-    overrides = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig) if f.name != "preset"
-                 and f.name in given and (given[f.name] is not None or f.name in ("train_subset", "test_subset"))}
+    given = vars(args)  # the flags given, and only those (the train parser's argument_default is SUPPRESS)
+    overrides = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig)
+                 if f.name != "preset" and f.name in given}
     if args.dry_run:
         overrides = {"epochs": 1, "train_subset": 1000, "test_subset": 500, **overrides}
-    preset = args.preset or (CUSTOM if args.layers else "seed")
+    preset = args.preset or (CUSTOM if given.get("layers") else "seed")
     return TrainConfig.for_preset(preset, **overrides)
 
 
