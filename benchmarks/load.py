@@ -93,7 +93,7 @@ BATCH = 32  # the seed preset's batch size (not changed in the UI)
 RUNNING = re.compile(r"batch [1-9][\d,]*/")
 HINT = "Draw a digit on the black square"
 PREDICTION = ".st-key-prediction"
-CANVAS = ".st-key-canvas canvas.upper-canvas"
+CANVAS = ".st-key-canvas canvas"
 CURVES = ".st-key-training-curves"
 
 # Inside every page, from its first script on: the time of each pointerup, and each new answer heading.
@@ -125,8 +125,8 @@ FIRST_ANSWER_AFTER = "(t) => window.__answers.find(a => a.t >= t) || null"
 # waited for: it is a failure only after CLEAR_TIMEOUT_MS.
 CLEARED = """(t) => {
     const hosts = [...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot);
-    const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas.upper-canvas').length, 0)
-        + document.querySelectorAll('.st-key-canvas canvas.upper-canvas').length;
+    const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0)
+        + document.querySelectorAll('.st-key-canvas canvas').length;
     const p = document.querySelector('.st-key-prediction');
     const hint = p && p.innerText.includes('Draw a digit on the black square');
     if (hint && !p.querySelector('h3') && canvases === 1) return 'ok';
@@ -410,7 +410,7 @@ async def clear(page: Page, url: str, tally: Tally) -> None:
     counted and pressed again (as a pupil would), and after three tries the page is loaded afresh."""
     for attempt in range(3):
         pressed = await page.evaluate("() => performance.now()")
-        await page.locator(".st-key-clear_canvas button").first.click(timeout=CLEAR_TIMEOUT_MS)
+        await page.locator(".st-key-canvas button.clear").click(timeout=CLEAR_TIMEOUT_MS)
         try:
             handle = await page.wait_for_function(CLEARED, arg=pressed, timeout=CLEAR_TIMEOUT_MS, polling=100)
             outcome = await handle.json_value()
@@ -436,7 +436,7 @@ async def page_state(page: Page) -> str:
 async def _page_state(page: Page) -> str:
     return await page.evaluate("""() => {
         const hosts = [...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot);
-        const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas.upper-canvas').length, 0);
+        const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0);
         const p = document.querySelector('.st-key-prediction');
         const state = document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
         const headings = p ? p.querySelectorAll('h3').length : 0;

@@ -3,30 +3,28 @@ why the model answers as it does; and, while a job runs, the reading of the netw
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
+from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 from mnist_core.digits_db import Reading, encode_png, keepable
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
 from studio import charts, guard, polling, resources
+from studio.drawing_pad import PadError, drawing_pad
 
 HINT = "Draw a digit on the black square: the model's answer appears here."
 LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly published weights (tab open only)
 
 
 def _clear() -> None:
-    """Empty the canvas. It keeps its key (a new key, under load, could leave the old canvas on the page beside
-    the new one): a new initial drawing empties it in the browser, which then sends the empty picture; until it
-    arrives, the drawing the canvas last sent is not read."""
+    """Empty the pad (a digit was kept): a new count empties it in the browser, and what it sent before is not
+    read again."""
     st.session_state["canvas_counter"] += 1
-    st.session_state["canvas_cleared"] = st.session_state["canvas_seen"]
 
 
 def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source: str, reading: Reading | None) -> None:
@@ -113,13 +111,11 @@ def _drawing() -> None:
     draw, answer_column = st.columns([1, 1], gap="medium")
     with draw:
         st.markdown("**Draw a digit** — white ink on black, like MNIST")
-        st.space(28)  # room for the canvas' floating toolbar (undo, redo, reset)
         image_data = _canvas()
-        c1, c2 = st.columns([2, 1], vertical_alignment="bottom")
         # The default is the widget's own value, not a Session State default: with the latter, a slider in a
         # fragment on a tab that opens by a rerun was shown at its minimum (while the server kept 18).
-        c1.slider("Stroke width", min_value=6, max_value=40, value=DEFAULT_STROKE_WIDTH, key="stroke_width")
-        c2.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=_clear, width="stretch")
+        st.slider("Stroke width", min_value=6, max_value=40, value=DEFAULT_STROKE_WIDTH, key="stroke_width",
+                  help="The pen's width for the next strokes, in pixels of the 280 px pad")
     # Each part that comes and goes is one slot (st.empty) holding one element or one container, so that Clear
     # replaces an answer outright. Leaving it to Streamlit's removal of elements a run no longer draws is not
     # enough: when another fragment's run follows at once (a timer, another tab's view), that removal can be
@@ -216,33 +212,13 @@ def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
 
 
 def _canvas() -> np.ndarray | None:
-    from streamlit_drawable_canvas import st_canvas  # registers its component: only inside a Streamlit run
-
     with st.container(key="canvas"):
-        result = st_canvas(
-            fill_color="rgba(0,0,0,0)",
-            stroke_width=int(st.session_state.get("stroke_width", DEFAULT_STROKE_WIDTH)),  # drawn before the slider
-            stroke_color="#FFFFFF",
-            background_color="#000000",
-            width=CANVAS_PX,
-            height=CANVAS_PX,
-            drawing_mode="freedraw",
-            update_streamlit=True,
-            return_image_data=True,
-            initial_drawing={"objects": [], "clears": st.session_state["canvas_counter"]},  # changed: emptied
-            key="drawing_canvas",
-        )
-    try:
-        png, image = result.image_bytes, result.image_data
-    except Exception as exc:  # a malformed payload from the browser
-        st.error(f"The canvas sent an unreadable image: {guard.public(exc)}")
-        return None
-    seen = None if png is None else hashlib.sha1(png).hexdigest()
-    st.session_state["canvas_seen"] = seen
-    if seen is not None and seen == st.session_state["canvas_cleared"]:
-        return None  # cleared: the browser has not sent the empty canvas yet
-    st.session_state["canvas_cleared"] = None
-    return image
+        try:
+            return drawing_pad(stroke_width=int(st.session_state.get("stroke_width", DEFAULT_STROKE_WIDTH)),
+                               clears=st.session_state["canvas_counter"], key="drawing_canvas")
+        except PadError as exc:  # a malformed payload from the browser
+            st.error(f"The canvas sent an unreadable image: {guard.public(exc)}")
+            return None
 
 
 def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, heading: str,

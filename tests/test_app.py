@@ -5,6 +5,7 @@ Every test gets its own RunStore folder and fresh caches (the `runs` fixture of 
 
 from __future__ import annotations
 
+import base64
 import io
 import re
 import time
@@ -16,13 +17,13 @@ from apptest_support import job_manager, run_app
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from mnist_core.canvas import DEFAULT_STROKE_WIDTH
+from mnist_core.canvas import DEFAULT_STROKE_WIDTH, draw_strokes
 from mnist_core.digits_db import DigitStore
 from mnist_core.evaluate import evaluate
 from mnist_core.gpu import configure_gpu
 from mnist_core.model import PRESETS
 from mnist_core.predict import Predictor
-from mnist_core.preprocess import load_upload, preprocess_image
+from mnist_core.preprocess import load_upload, preprocess_drawing, preprocess_image
 from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL
 from mnist_core.spec import PRESET_LAYERS, REFERENCE_SPEED
@@ -526,9 +527,36 @@ def test_draw_tab_shows_the_hint_and_no_prediction_when_empty(active):
     assert any(i.value.startswith("Draw a digit") for i in at.info)
     assert not [m for m in all_markdown(at) if "Prediction:" in m]
     assert at.slider(key="stroke_width").value == DEFAULT_STROKE_WIDTH
-    counter = at.session_state["canvas_counter"]
-    at.button(key="clear_canvas").click().run()
-    assert at.session_state["canvas_counter"] == counter + 1  # a new initial drawing: an empty canvas
+
+
+def pad_sends(at: AppTest, picture: np.ndarray | str, clears: int = 0) -> AppTest:
+    """Run the page as after the drawing pad sent `picture` (an RGBA image, or the raw string) under `clears`."""
+    url = picture if isinstance(picture, str) else "data:image/png;base64," + base64.b64encode(png(picture)).decode()
+    at.session_state["drawing_canvas"] = {"drawing": {"png": url, "clears": clears}}
+    return at.run()
+
+
+def test_a_drawing_is_read_and_a_kept_one_is_not_read_again(active, saved_model):
+    one = draw_strokes([np.array([[140.0, 40.0], [140.0, 240.0]])], DEFAULT_STROKE_WIDTH, 200)
+    at = pad_sends(run_app(), one)
+    assert not at.exception
+    expected = int(Predictor.load(saved_model).predict(preprocess_drawing(one))[0])
+    assert f"### Prediction: {expected}" in all_markdown(at)
+    assert len(_teach_buttons(at, "teach")) == 10
+    # A label click keeps the digit and empties the pad: the picture it sent before is not read again.
+    at.button(key=f"teach_{expected}").click().run()
+    assert at.session_state["canvas_counter"] == 1
+    assert not [m for m in all_markdown(at) if "Prediction:" in m]
+    assert any(s.value.startswith(f"Saved as {expected}") for s in at.success)
+    pad_sends(at, one, clears=1)  # drawn again on the emptied pad: read
+    assert f"### Prediction: {expected}" in all_markdown(at)
+
+
+def test_a_garbled_picture_from_the_pad_is_reported(active):
+    at = pad_sends(run_app(), "data:image/png;base64,bm90IGEgcG5n")
+    assert not at.exception
+    assert any(e.value.startswith("The canvas sent an unreadable image") for e in at.error)
+    assert any(i.value.startswith("Draw a digit") for i in at.info)
 
 
 def test_upload_of_a_paper_digit_is_predicted(active, saved_model, mnist):

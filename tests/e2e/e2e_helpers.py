@@ -21,6 +21,8 @@ from typing import Iterator, Sequence
 import pytest
 from playwright.sync_api import Page, expect
 
+from mnist_core.canvas import CANVAS_PX  # the drawing pad's side, pixels
+
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts"  # git-ignored screenshots of each run
 DOCS = ROOT / "docs"  # README screenshots: written only with UPDATE_DOCS_SCREENSHOTS=1
@@ -29,7 +31,6 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
                  "--disable-dev-shm-usage", "--font-render-hinting=none"]
 VIEWPORT = {"width": 1400, "height": 1000}
 APP_LOAD_TIMEOUT_MS = 90_000  # first load of a fresh server: TensorFlow import + model load on a busy 2-core box
-CANVAS_PX = 280  # the drawable area (studio/draw_tab.py CANVAS_PX)
 
 EXCEPTION = '[data-testid="stException"]'
 CURVES = ".st-key-training-curves"  # the Train tab's live view of a run
@@ -133,10 +134,10 @@ def open_tab(page: Page, name: str) -> None:
 def canvas_origin(page: Page) -> tuple[float, float]:
     """Page coordinates of the drawable area's top-left corner (Draw tab open).
 
-    The canvas is a v2 custom component: its fabric.js canvases live in a shadow root inside
-    `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots.
+    The drawing pad is a v2 custom component (studio/drawing_pad.js): its canvas lives in a shadow
+    root inside `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots.
     """
-    upper = page.locator(".st-key-canvas canvas.upper-canvas")
+    upper = page.locator(".st-key-canvas canvas")
     # Exactly one canvas: Clear empties it in place (a second one on the page would be a stale leftover).
     expect(upper).to_have_count(1, timeout=60_000)
     expect(upper).to_be_visible(timeout=60_000)

@@ -41,7 +41,7 @@ def stop_the_run(page: Page) -> None:
 def assert_stays_clear(page: Page) -> None:
     """One empty canvas, the hint, and no answer or explanation, now and QUIET_S later."""
     for _ in range(2):
-        expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_have_count(1, timeout=ANSWER_MS)
+        expect(page.locator(".st-key-canvas canvas")).to_have_count(1, timeout=ANSWER_MS)
         expect(page.locator(PREDICTION)).to_contain_text(HINT, timeout=ANSWER_MS)
         expect(prediction_heading(page)).to_have_count(0)
         expect(page.locator(EXPLAIN)).to_have_count(0)

@@ -68,7 +68,7 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     save_screenshot(page, "tab-gallery")
 
     open_tab(page, "Draw")
-    expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
+    expect(page.locator(".st-key-canvas canvas")).to_be_visible()
     expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
     expect(page.get_by_test_id("stFileUploader").filter(has_text="Digit image")).to_be_visible()
     wait_idle(page)

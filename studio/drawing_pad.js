@@ -1,0 +1,111 @@
+// The Draw tab's drawing pad (see drawing_pad.py): white, round strokes on a black square, drawn with a mouse,
+// a pen or a finger. The picture goes to the server the moment a stroke ends, and after Undo or Clear.
+
+const pads = new WeakMap(); // parentElement -> the pad drawn there, kept across the page's reruns
+
+function mount() {
+  const root = document.createElement("div");
+  root.className = "pad";
+  root.innerHTML = `<canvas aria-label="Drawing pad: draw a digit"></canvas>
+    <div class="tools"><button class="undo" type="button" title="Take back the last stroke">Undo</button>
+    <button class="clear" type="button" title="Empty the pad">Clear</button></div>`;
+  const canvas = root.querySelector("canvas");
+  const pad = {root, canvas, ctx: canvas.getContext("2d"), strokes: [], stroke: null, width: 18, side: 0,
+               clears: null, send: null};
+  const at = (event) => { // a pointer's position in canvas pixels
+    const box = canvas.getBoundingClientRect();
+    return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+  };
+  canvas.addEventListener("pointerdown", (event) => {
+    if (event.button !== 0 || pad.stroke) return;
+    canvas.setPointerCapture(event.pointerId);
+    pad.stroke = {width: pad.width, points: [at(event)]};
+    dot(pad.ctx, pad.stroke.points[0], pad.width);
+    event.preventDefault();
+  });
+  canvas.addEventListener("pointermove", (event) => {
+    if (!pad.stroke || !canvas.hasPointerCapture(event.pointerId)) return;
+    const moves = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
+    for (const move of moves.length ? moves : [event]) {
+      const points = pad.stroke.points, next = at(move);
+      segment(pad.ctx, points[points.length - 1], next, pad.stroke.width); // only the new piece is painted
+      points.push(next);
+    }
+  });
+  const end = () => {
+    if (!pad.stroke) return;
+    pad.strokes.push(pad.stroke);
+    pad.stroke = null;
+    send(pad);
+  };
+  canvas.addEventListener("pointerup", end);
+  canvas.addEventListener("pointercancel", end);
+  root.querySelector("button.undo").addEventListener("click", () => {
+    if (pad.strokes.pop()) { paint(pad); send(pad); }
+  });
+  root.querySelector("button.clear").addEventListener("click", () => {
+    pad.strokes = [];
+    paint(pad);
+    send(pad);
+  });
+  return pad;
+}
+
+function dot(ctx, [x, y], width) {
+  ctx.beginPath();
+  ctx.arc(x, y, width / 2, 0, 2 * Math.PI);
+  ctx.fill();
+}
+
+function segment(ctx, [x0, y0], [x1, y1], width) {
+  ctx.lineWidth = width;
+  ctx.beginPath();
+  ctx.moveTo(x0, y0);
+  ctx.lineTo(x1, y1);
+  ctx.stroke();
+}
+
+function paint(pad) { // the whole picture again (after Undo, Clear or a resize)
+  const {ctx, canvas} = pad;
+  ctx.fillStyle = "#000";
+  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillStyle = ctx.strokeStyle = "#fff";
+  ctx.lineCap = ctx.lineJoin = "round";
+  for (const {width, points} of pad.strokes) {
+    dot(ctx, points[0], width);
+    for (let i = 1; i < points.length; i++) segment(ctx, points[i - 1], points[i], width);
+  }
+  tools(pad);
+}
+
+function tools(pad) { // Undo and Clear only when there is something to take away
+  for (const button of pad.root.querySelectorAll("button")) button.disabled = pad.strokes.length === 0;
+}
+
+function send(pad) { // the picture as a PNG data URL, or null when nothing is drawn; tagged with the clears seen
+  tools(pad);
+  pad.send("drawing", {png: pad.strokes.length ? pad.canvas.toDataURL("image/png") : null, clears: pad.clears});
+}
+
+export default function (component) {
+  const {data, parentElement, setStateValue} = component;
+  const host = parentElement.querySelector(".pad-host");
+  let pad = pads.get(parentElement);
+  if (!pad) {
+    pad = mount();
+    pads.set(parentElement, pad);
+  }
+  if (!host.contains(pad.root)) host.appendChild(pad.root);
+  pad.send = setStateValue;
+  pad.width = data.stroke;
+  const cleared = pad.clears !== null && data.clears !== pad.clears; // the server emptied it (a digit was kept)
+  pad.clears = data.clears;
+  if (data.side !== pad.side || cleared) {
+    pad.side = pad.canvas.width = pad.canvas.height = data.side;
+    pad.canvas.style.width = pad.canvas.style.height = `${data.side}px`;
+    pad.strokes = cleared ? [] : pad.strokes;
+    pad.stroke = null;
+    paint(pad);
+  }
+  return () => pads.delete(parentElement);
+}
