@@ -2,6 +2,7 @@
 // a pen or a finger. The picture goes to the server the moment a stroke ends, and after Undo or Clear.
 
 const pads = new WeakMap(); // parentElement -> the pad drawn there, kept across the page's reruns
+const RESEND_MS = 5000; // a picture no run of the page has read by then is sent again
 
 function mount() {
   const root = document.createElement("div");
@@ -11,20 +12,21 @@ function mount() {
     <button class="clear" type="button" title="Empty the pad">Clear</button></div>`;
   const canvas = root.querySelector("canvas");
   const pad = {root, canvas, ctx: canvas.getContext("2d"), strokes: [], stroke: null, width: 18, side: 0,
-               clears: null, send: null};
+               clears: null, send: null, seq: 0, sent: null, read: null, timer: null};
   const at = (event) => { // a pointer's position in canvas pixels
     const box = canvas.getBoundingClientRect();
-    return [(event.clientX - box.left) * canvas.width / box.width, (event.clientY - box.top) * canvas.height / box.height];
+    return [(event.clientX - box.left) * canvas.width / box.width,
+            (event.clientY - box.top) * canvas.height / box.height];
   };
   canvas.addEventListener("pointerdown", (event) => {
     if (event.button !== 0 || pad.stroke) return;
     canvas.setPointerCapture(event.pointerId);
-    pad.stroke = {width: pad.width, points: [at(event)]};
+    pad.stroke = {pointer: event.pointerId, width: pad.width, points: [at(event)]};
     dot(pad.ctx, pad.stroke.points[0], pad.width);
     event.preventDefault();
   });
   canvas.addEventListener("pointermove", (event) => {
-    if (!pad.stroke || !canvas.hasPointerCapture(event.pointerId)) return;
+    if (!pad.stroke || event.pointerId !== pad.stroke.pointer) return; // a second finger does not draw
     const moves = event.getCoalescedEvents ? event.getCoalescedEvents() : [event];
     for (const move of moves.length ? moves : [event]) {
       const points = pad.stroke.points, next = at(move);
@@ -32,9 +34,9 @@ function mount() {
       points.push(next);
     }
   });
-  const end = () => {
-    if (!pad.stroke) return;
-    pad.strokes.push(pad.stroke);
+  const end = (event) => {
+    if (!pad.stroke || event.pointerId !== pad.stroke.pointer) return;
+    pad.strokes.push({width: pad.stroke.width, points: pad.stroke.points});
     pad.stroke = null;
     send(pad);
   };
@@ -84,7 +86,15 @@ function tools(pad) { // Undo and Clear only when there is something to take awa
 
 function send(pad) { // the picture as a PNG data URL, or null when nothing is drawn; tagged with the clears seen
   tools(pad);
-  pad.send("drawing", {png: pad.strokes.length ? pad.canvas.toDataURL("image/png") : null, clears: pad.clears});
+  pad.seq += 1;
+  pad.sent = {png: pad.strokes.length ? pad.canvas.toDataURL("image/png") : null, clears: pad.clears, seq: pad.seq};
+  deliver(pad, 0);
+}
+
+function deliver(pad, tries) { // sent again until a run of the page says it read it: a busy server can drop a rerun
+  clearTimeout(pad.timer);
+  pad.send("drawing", tries ? {...pad.sent, tries} : pad.sent);
+  pad.timer = setTimeout(() => { if (pad.read !== pad.sent.seq) deliver(pad, tries + 1); }, RESEND_MS);
 }
 
 export default function (component) {
@@ -98,6 +108,8 @@ export default function (component) {
   if (!host.contains(pad.root)) host.appendChild(pad.root);
   pad.send = setStateValue;
   pad.width = data.stroke;
+  pad.read = data.read; // the number of the last picture the server read (null: none yet)
+  pad.seq = Math.max(pad.seq, data.read ?? 0); // a pad mounted anew goes on numbering after it
   const cleared = pad.clears !== null && data.clears !== pad.clears; // the server emptied it (a digit was kept)
   pad.clears = data.clears;
   if (data.side !== pad.side || cleared) {
@@ -107,5 +119,8 @@ export default function (component) {
     pad.stroke = null;
     paint(pad);
   }
-  return () => pads.delete(parentElement);
+  return () => {
+    clearTimeout(pad.timer);
+    pads.delete(parentElement);
+  };
 }

@@ -3,7 +3,9 @@
 It sends its picture the moment a stroke ends, and after Undo or Clear, which empty it in the browser.
 (streamlit-drawable-canvas, used before, waited for 200 ms without a stroke before sending, more than the
 rest of an answer took: benchmarks/load.py.) The picture comes as a PNG data URL, tagged with the number of
-times the server has emptied the pad; a picture sent before the last of those is not read.
+times the server has emptied the pad (a picture sent before the last of those is not read) and numbered:
+each run tells the pad the number it read, and the pad sends a picture again until a run has read it (under
+load, a Clear's rerun could be lost, leaving the old answer beside an empty pad).
 """
 
 from __future__ import annotations
@@ -70,9 +72,10 @@ def drawing_pad(*, stroke_width: int, clears: int, key: str) -> np.ndarray | Non
     `clears` counts the times the server emptied the pad: a new value empties it in the browser.
     Raises PadError when what the browser sent cannot be read.
     """
-    result = _mount(key=key, data={"side": CANVAS_PX, "stroke": stroke_width, "clears": clears},
-                    default={"drawing": None}, on_drawing_change=lambda: None, width="content", height="content")
-    drawing = result.get("drawing")
+    drawing = dict(st.session_state.get(key) or {}).get("drawing")  # what the pad sent last (before it is drawn)
+    read = drawing.get("seq") if isinstance(drawing, dict) else None
+    _mount(key=key, data={"side": CANVAS_PX, "stroke": stroke_width, "clears": clears, "read": read},
+           default={"drawing": None}, on_drawing_change=lambda: None, width="content", height="content")
     if not isinstance(drawing, dict) or drawing.get("clears") != clears or drawing.get("png") is None:
         return None
     return decode(drawing["png"])

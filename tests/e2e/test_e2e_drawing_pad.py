@@ -1,0 +1,99 @@
+"""The drawing pad's JavaScript (studio/drawing_pad.js) alone in Chromium, without Streamlit: the module is
+imported into a blank page and given a stand-in for what Streamlit hands a v2 component (its data, a parent
+element, setStateValue), and the mouse draws on it for real. What it sends is decoded by the server's own
+studio.drawing_pad.decode."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from e2e_helpers import ROOT, VIEWPORT
+from playwright.sync_api import Page
+
+from mnist_core.canvas import CANVAS_PX
+from studio.drawing_pad import decode
+
+RESEND_S = 5.0  # drawing_pad.js RESEND_MS
+
+# Mount the pad as Streamlit would: `render(data)` is Streamlit drawing the element with new data; every
+# setStateValue call is kept in window.sent.
+MOUNT = """async (source) => {
+    const module = await import(URL.createObjectURL(new Blob([source], {type: 'text/javascript'})));
+    const parent = document.createElement('div');
+    parent.innerHTML = '<div class="pad-host"></div>';
+    document.body.appendChild(parent);
+    window.sent = [];
+    window.render = (data) => module.default({data, parentElement: parent,
+                                              setStateValue: (name, value) => window.sent.push({name, value})});
+    window.render({side: %d, stroke: 18, clears: 0, read: null});
+}""" % CANVAS_PX
+
+
+@pytest.fixture
+def pad(browser) -> Page:
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    page.goto("about:blank")
+    page.evaluate(MOUNT, (ROOT / "studio" / "drawing_pad.js").read_text(encoding="utf-8"))
+    yield page
+    context.close()
+
+
+def stroke(page: Page, x0: float, y0: float, x1: float, y1: float) -> None:
+    box = page.locator("canvas").bounding_box()
+    page.mouse.move(box["x"] + x0, box["y"] + y0)
+    page.mouse.down()
+    page.mouse.move(box["x"] + x1, box["y"] + y1, steps=15)
+    page.mouse.up()
+
+
+def sent(page: Page) -> list[dict]:
+    return page.evaluate("window.sent")
+
+
+def test_a_stroke_is_sent_the_moment_it_ends_and_undo_and_clear_send_what_is_left(pad):
+    assert sent(pad) == []  # mounting sends nothing
+    stroke(pad, 140, 40, 140, 240)  # an upright bar down the middle
+    (first,) = sent(pad)
+    assert first["name"] == "drawing" and first["value"]["seq"] == 1 and first["value"]["clears"] == 0
+    ink = decode(first["value"]["png"])[..., 0]
+    assert ink.shape == (CANVAS_PX, CANVAS_PX)
+    assert ink[140, 140] == 255 and ink[140, 60] == 0 and ink[10, 140] == 0  # on the bar, beside it, above it
+    cols = np.flatnonzero(ink[140] > 127)
+    assert 16 <= len(cols) <= 20, cols  # the default pen: 18 px wide
+
+    stroke(pad, 40, 140, 240, 140)
+    two = decode(sent(pad)[-1]["value"]["png"])[..., 0]
+    assert two[140, 60] == 255 and sent(pad)[-1]["value"]["seq"] == 2
+    pad.get_by_role("button", name="Undo").click()
+    np.testing.assert_array_equal(decode(sent(pad)[-1]["value"]["png"])[..., 0], ink)  # back to the bar alone
+    pad.get_by_role("button", name="Clear").click()
+    assert sent(pad)[-1]["value"]["png"] is None and sent(pad)[-1]["value"]["seq"] == 4
+    assert pad.get_by_role("button", name="Clear").is_disabled() and pad.get_by_role("button", name="Undo").is_disabled()
+
+
+def test_a_picture_no_run_has_read_is_sent_again_and_a_read_one_is_not(pad):
+    stroke(pad, 140, 40, 140, 240)
+    pad.wait_for_timeout(RESEND_S * 1000 + 1500)
+    again = sent(pad)
+    assert len(again) == 2 and again[1]["value"]["tries"] == 1  # the server never said it read it
+    assert {k: v for k, v in again[1]["value"].items() if k != "tries"} == again[0]["value"]
+    pad.evaluate("window.render({side: %d, stroke: 18, clears: 0, read: 1})" % CANVAS_PX)  # a run read it
+    pad.wait_for_timeout(RESEND_S * 1000 + 1500)
+    assert len(sent(pad)) == 2
+
+
+def test_the_server_empties_the_pad_by_a_new_count_without_a_send(pad):
+    stroke(pad, 140, 40, 140, 240)
+    pad.evaluate("window.render({side: %d, stroke: 30, clears: 1, read: 1})" % CANVAS_PX)  # a digit was kept
+    assert len(sent(pad)) == 1  # the server knows it is empty: nothing to send
+    pixels = pad.evaluate("""() => {
+        const c = document.querySelector('.pad-host canvas');
+        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((v, i) => i % 4 == 0));
+    }""")
+    assert max(pixels) == 0  # black all over
+    stroke(pad, 40, 140, 240, 140)  # the next stroke: the new pen width, under the new count
+    last = sent(pad)[-1]["value"]
+    assert last["clears"] == 1 and last["seq"] == 2
+    rows = np.flatnonzero(decode(last["png"])[:, 140, 0] > 127)
+    assert 28 <= len(rows) <= 32, rows
