@@ -214,8 +214,8 @@ def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
 def _canvas() -> np.ndarray | None:
     with st.container(key="canvas"):
         try:
-            return drawing_pad(stroke_width=int(st.session_state.get("stroke_width", DEFAULT_STROKE_WIDTH)),
-                               clears=st.session_state["canvas_counter"], key="drawing_canvas")
+            width = int(st.session_state.get("stroke_width", DEFAULT_STROKE_WIDTH))  # the slider is drawn after
+            return drawing_pad(stroke_width=width, clears=st.session_state["canvas_counter"], key="drawing_canvas")
         except PadError as exc:  # a malformed payload from the browser
             st.error(f"The canvas sent an unreadable image: {guard.public(exc)}")
             return None
