@@ -12,11 +12,10 @@ function mount() {
     <button class="clear" type="button" title="Empty the pad">Clear</button></div>`;
   const canvas = root.querySelector("canvas");
   const pad = {root, canvas, ctx: canvas.getContext("2d"), strokes: [], stroke: null, width: 18, side: 0,
-               clears: null, send: null, seq: 0, sent: null, read: null, timer: null};
-  const at = (event) => { // a pointer's position in canvas pixels
+               scale: 1, clears: null, send: null, seq: 0, sent: null, read: null, timer: null};
+  const at = (event) => { // a pointer's position in pad pixels (side × side, whatever the screen's pixels)
     const box = canvas.getBoundingClientRect();
-    return [(event.clientX - box.left) * canvas.width / box.width,
-            (event.clientY - box.top) * canvas.height / box.height];
+    return [(event.clientX - box.left) * pad.side / box.width, (event.clientY - box.top) * pad.side / box.height];
   };
   canvas.addEventListener("pointerdown", (event) => {
     if (event.button !== 0 || pad.stroke) return;
@@ -68,9 +67,10 @@ function segment(ctx, [x0, y0], [x1, y1], width) {
 }
 
 function paint(pad) { // the whole picture again (after Undo, Clear or a resize)
-  const {ctx, canvas} = pad;
+  const {ctx} = pad;
+  ctx.setTransform(pad.scale, 0, 0, pad.scale, 0, 0); // drawn in pad pixels, shown sharp on a high-density screen
   ctx.fillStyle = "#000";
-  ctx.fillRect(0, 0, canvas.width, canvas.height);
+  ctx.fillRect(0, 0, pad.side, pad.side);
   ctx.fillStyle = ctx.strokeStyle = "#fff";
   ctx.lineCap = ctx.lineJoin = "round";
   for (const {width, points} of pad.strokes) {
@@ -87,8 +87,18 @@ function tools(pad) { // Undo and Clear only when there is something to take awa
 function send(pad) { // the picture as a PNG data URL, or null when nothing is drawn; tagged with the clears seen
   tools(pad);
   pad.seq += 1;
-  pad.sent = {png: pad.strokes.length ? pad.canvas.toDataURL("image/png") : null, clears: pad.clears, seq: pad.seq};
+  pad.sent = {png: pad.strokes.length ? picture(pad) : null, clears: pad.clears, seq: pad.seq};
   deliver(pad, 0);
+}
+
+function picture(pad) { // a side × side PNG data URL: the canvas itself, or it scaled down from a denser screen
+  if (pad.scale === 1) return pad.canvas.toDataURL("image/png");
+  const small = document.createElement("canvas");
+  small.width = small.height = pad.side;
+  const ctx = small.getContext("2d");
+  ctx.imageSmoothingQuality = "high";
+  ctx.drawImage(pad.canvas, 0, 0, pad.side, pad.side);
+  return small.toDataURL("image/png");
 }
 
 function deliver(pad, tries) { // sent again until a run of the page says it read it: a busy server can drop a rerun
@@ -112,8 +122,11 @@ export default function (component) {
   pad.seq = Math.max(pad.seq, data.read ?? 0); // a pad mounted anew goes on numbering after it
   const cleared = pad.clears !== null && data.clears !== pad.clears; // the server emptied it (a digit was kept)
   pad.clears = data.clears;
-  if (data.side !== pad.side || cleared) {
-    pad.side = pad.canvas.width = pad.canvas.height = data.side;
+  const scale = window.devicePixelRatio || 1;
+  if (data.side !== pad.side || scale !== pad.scale || cleared) {
+    pad.side = data.side;
+    pad.scale = scale;
+    pad.canvas.width = pad.canvas.height = Math.round(data.side * scale);
     pad.canvas.style.width = pad.canvas.style.height = `${data.side}px`;
     pad.strokes = cleared ? [] : pad.strokes;
     pad.stroke = null;

@@ -29,9 +29,10 @@ MOUNT = """async (source) => {
 }""" % CANVAS_PX
 
 
-@pytest.fixture
-def pad(browser) -> Page:
-    context = browser.new_context(viewport=VIEWPORT)
+@pytest.fixture(params=[1, 2], ids=["screen-1x", "screen-2x"])
+def pad(browser, request) -> Page:
+    """The pad on a plain screen, and on one with two device pixels per CSS pixel (drawn sharp, sent at 280 px)."""
+    context = browser.new_context(viewport=VIEWPORT, device_scale_factor=request.param)
     page = context.new_page()
     page.goto("about:blank")
     page.evaluate(MOUNT, (ROOT / "studio" / "drawing_pad.js").read_text(encoding="utf-8"))
@@ -53,6 +54,8 @@ def sent(page: Page) -> list[dict]:
 
 def test_a_stroke_is_sent_the_moment_it_ends_and_undo_and_clear_send_what_is_left(pad):
     assert sent(pad) == []  # mounting sends nothing
+    side, ratio = pad.evaluate("[document.querySelector('.pad-host canvas').width, devicePixelRatio]")
+    assert side == CANVAS_PX * ratio  # one canvas pixel per screen pixel
     stroke(pad, 140, 40, 140, 240)  # an upright bar down the middle
     (first,) = sent(pad)
     assert first["name"] == "drawing" and first["value"]["seq"] == 1 and first["value"]["clears"] == 0
