@@ -19,8 +19,8 @@ Reported per case:
   wrong        an answer came, but not the digit drawn (a misreading or a stale answer)
   server MB    peak RSS of the streamlit server process (sampled every 0.5 s); children MB: its child
                processes together (the training process), in the JSON and the notes under the table
-  notes        Clear failures (a Clear that left the old canvas or answer on the page, or none within 15 s:
-               pressed again; after three, the page is loaded again), pages that did not open, the
+  notes        Clear failures (a Clear that left the old answer or a second canvas on the page, or showed no
+               hint within 15 s: the page is loaded again), pages that did not open, the
                machine's load average, the slowest /_stcore/health answer (probed every 2 s), phase times
   images/s     the run's training speed: full epochs × training images / training seconds of the last full
                epoch (runs.jsonl), and its ratio to the same run alone on the server ("solo" row, 0 pages)
@@ -125,8 +125,7 @@ FIRST_ANSWER_AFTER = "(t) => window.__answers.find(a => a.t >= t) || null"
 # waited for: it is a failure only after CLEAR_TIMEOUT_MS.
 CLEARED = """(t) => {
     const hosts = [...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot);
-    const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0)
-        + document.querySelectorAll('.st-key-canvas canvas').length;
+    const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0);
     const p = document.querySelector('.st-key-prediction');
     const hint = p && p.innerText.includes('Draw a digit on the black square');
     if (hint && !p.querySelector('h3') && canvases === 1) return 'ok';
@@ -406,20 +405,20 @@ async def stop_run(page: Page) -> None:
 # --- one pupil ----------------------------------------------------------------------------------------------
 
 async def clear(page: Page, url: str, tally: Tally) -> None:
-    """Press Clear and wait for the empty canvas; a Clear that leaves the old canvas and answer on the page is
-    counted and pressed again (as a pupil would), and after three tries the page is loaded afresh."""
-    for attempt in range(3):
-        pressed = await page.evaluate("() => performance.now()")
-        await page.locator(".st-key-canvas button.clear").click(timeout=CLEAR_TIMEOUT_MS)
-        try:
-            handle = await page.wait_for_function(CLEARED, arg=pressed, timeout=CLEAR_TIMEOUT_MS, polling=100)
-            outcome = await handle.json_value()
-        except PlaywrightTimeout:
-            outcome = "timeout"
-        if outcome == "ok":
-            return
-        tally.clear_failures += 1
-        tally.errors.append(f"Clear {outcome}: {await page_state(page)}")
+    """Press the pad's Clear and wait for the empty pad and the hint. The pad empties itself at once (its Clear is
+    then disabled) and sends the empty picture again until a run has read it; a Clear that still leaves the old
+    answer, or a second canvas, on the page is counted, and the page is loaded afresh."""
+    pressed = await page.evaluate("() => performance.now()")
+    await page.locator(".st-key-canvas button.clear").click(timeout=CLEAR_TIMEOUT_MS)
+    try:
+        handle = await page.wait_for_function(CLEARED, arg=pressed, timeout=CLEAR_TIMEOUT_MS, polling=100)
+        outcome = await handle.json_value()
+    except PlaywrightTimeout:
+        outcome = "timeout"
+    if outcome == "ok":
+        return
+    tally.clear_failures += 1
+    tally.errors.append(f"Clear {outcome}: {await page_state(page)}")
     await page.goto(url, timeout=APP_LOAD_TIMEOUT_MS)
     await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
     await open_tab(page, "Draw")

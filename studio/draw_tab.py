@@ -9,7 +9,7 @@ import numpy as np
 import streamlit as st
 from PIL import Image
 
-from mnist_core.canvas import DEFAULT_STROKE_WIDTH
+from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
 from mnist_core.digits_db import Reading, encode_png, keepable
 from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
@@ -24,7 +24,7 @@ LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly publish
 def _clear() -> None:
     """Empty the pad (a digit was kept): a new count empties it in the browser, and what it sent before is not
     read again."""
-    st.session_state["canvas_counter"] += 1
+    st.session_state["pad_clears"] += 1
 
 
 def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source: str, reading: Reading | None) -> None:
@@ -111,11 +111,11 @@ def _drawing() -> None:
     draw, answer_column = st.columns([1, 1], gap="medium")
     with draw:
         st.markdown("**Draw a digit** — white ink on black, like MNIST")
-        image_data = _canvas()
+        image_data = _pad()
         # The default is the widget's own value, not a Session State default: with the latter, a slider in a
         # fragment on a tab that opens by a rerun was shown at its minimum (while the server kept 18).
         st.slider("Stroke width", min_value=6, max_value=40, value=DEFAULT_STROKE_WIDTH, key="stroke_width",
-                  help="The pen's width for the next strokes, in pixels of the 280 px pad")
+                  help=f"The pen's width for the next strokes, in pixels of the {CANVAS_PX} px pad")
     # Each part that comes and goes is one slot (st.empty) holding one element or one container, so that Clear
     # replaces an answer outright. Leaving it to Streamlit's removal of elements a run no longer draws is not
     # enough: when another fragment's run follows at once (a timer, another tab's view), that removal can be
@@ -131,7 +131,7 @@ def _drawing() -> None:
         except ValueError as exc:
             message.error(f"The drawing could not be read: {guard.public(exc)}")
     st.session_state["drawing_x"] = x
-    if x is None:  # "Saved as 4 · …" stays beside the emptied canvas (which reruns this once more) until a drawing
+    if x is None:  # "Saved as 4 · …" stays beside the emptied pad until the next drawing
         shown.info(HINT)
         return
     st.session_state["teach_message"] = None  # shown with this drawing: not with the next
@@ -211,13 +211,13 @@ def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
                      "the first layer's; each responds to a larger part of the digit")
 
 
-def _canvas() -> np.ndarray | None:
+def _pad() -> np.ndarray | None:
     with st.container(key="canvas"):
         try:
             width = int(st.session_state.get("stroke_width", DEFAULT_STROKE_WIDTH))  # the slider is drawn after
-            return drawing_pad(stroke_width=width, clears=st.session_state["canvas_counter"], key="drawing_canvas")
+            return drawing_pad(stroke_width=width, clears=st.session_state["pad_clears"], key="drawing_pad")
         except PadError as exc:  # a malformed payload from the browser
-            st.error(f"The canvas sent an unreadable image: {guard.public(exc)}")
+            st.error(f"The drawing pad sent an unreadable picture: {guard.public(exc)}")
             return None
 
 

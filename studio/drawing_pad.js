@@ -1,7 +1,7 @@
 // The Draw tab's drawing pad (see drawing_pad.py): white, round strokes on a black square, drawn with a mouse,
 // a pen or a finger. The picture goes to the server the moment a stroke ends, and after Undo or Clear.
 
-const pads = new WeakMap(); // parentElement -> the pad drawn there, kept across the page's reruns
+const pads = new Map(); // component key -> its pad, kept across the page's reruns and moved if Streamlit remounts it
 const RESEND_MS = 5000; // a picture no run of the page has read by then is sent again
 
 function mount() {
@@ -11,7 +11,7 @@ function mount() {
     <div class="tools"><button class="undo" type="button" title="Take back the last stroke">Undo</button>
     <button class="clear" type="button" title="Empty the pad">Clear</button></div>`;
   const canvas = root.querySelector("canvas");
-  const pad = {root, canvas, ctx: canvas.getContext("2d"), strokes: [], stroke: null, width: 18, side: 0,
+  const pad = {root, canvas, ctx: canvas.getContext("2d"), strokes: [], stroke: null, width: null, side: 0,
                scale: 1, clears: null, send: null, seq: 0, sent: null, read: null, timer: null};
   const at = (event) => { // a pointer's position in pad pixels (side × side, whatever the screen's pixels)
     const box = canvas.getBoundingClientRect();
@@ -41,10 +41,12 @@ function mount() {
   };
   canvas.addEventListener("pointerup", end);
   canvas.addEventListener("pointercancel", end);
+  canvas.addEventListener("lostpointercapture", end); // a stroke the browser took away without a pointerup
   root.querySelector("button.undo").addEventListener("click", () => {
-    if (pad.strokes.pop()) { paint(pad); send(pad); }
+    if (!pad.stroke && pad.strokes.pop()) { paint(pad); send(pad); } // not in the middle of a stroke
   });
   root.querySelector("button.clear").addEventListener("click", () => {
+    if (pad.stroke) return;
     pad.strokes = [];
     paint(pad);
     send(pad);
@@ -108,14 +110,14 @@ function deliver(pad, tries) { // sent again until a run of the page says it rea
 }
 
 export default function (component) {
-  const {data, parentElement, setStateValue} = component;
+  const {data, key, parentElement, setStateValue} = component;
   const host = parentElement.querySelector(".pad-host");
-  let pad = pads.get(parentElement);
+  let pad = pads.get(key);
   if (!pad) {
     pad = mount();
-    pads.set(parentElement, pad);
+    pads.set(key, pad);
   }
-  if (!host.contains(pad.root)) host.appendChild(pad.root);
+  if (!host.contains(pad.root)) host.appendChild(pad.root); // its strokes go with it
   pad.send = setStateValue;
   pad.width = data.stroke;
   pad.read = data.read; // the number of the last picture the server read (null: none yet)
@@ -132,8 +134,4 @@ export default function (component) {
     pad.stroke = null;
     paint(pad);
   }
-  return () => {
-    clearTimeout(pad.timer);
-    pads.delete(parentElement);
-  };
 }

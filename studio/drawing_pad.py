@@ -11,13 +11,12 @@ load, a Clear's rerun could be lost, leaving the old answer beside an empty pad)
 from __future__ import annotations
 
 import base64
-import binascii
 import io
 from pathlib import Path
 
 import numpy as np
 import streamlit as st
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from mnist_core.canvas import CANVAS_PX
 
@@ -62,7 +61,9 @@ def decode(png_url: str) -> np.ndarray:
             if image.size != (CANVAS_PX, CANVAS_PX):
                 raise PadError(f"{image.width}×{image.height} pixels, not {CANVAS_PX}×{CANVAS_PX}")
             return np.asarray(image.convert("RGBA"))
-    except (binascii.Error, UnidentifiedImageError, OSError) as exc:
+    except PadError:
+        raise
+    except (ValueError, OSError, Image.DecompressionBombError) as exc:  # bad base64 (binascii.Error), a broken PNG
         raise PadError(f"a broken PNG ({exc})") from exc
 
 
@@ -75,7 +76,8 @@ def drawing_pad(*, stroke_width: int, clears: int, key: str) -> np.ndarray | Non
     drawing = dict(st.session_state.get(key) or {}).get("drawing")  # what the pad sent last (before it is drawn)
     read = drawing.get("seq") if isinstance(drawing, dict) else None
     _mount(key=key, data={"side": CANVAS_PX, "stroke": stroke_width, "clears": clears, "read": read},
-           default={"drawing": None}, on_drawing_change=lambda: None, width="content", height="content")
+           default={"drawing": None}, width="content", height="content",
+           on_drawing_change=lambda: None)  # declares "drawing" as the pad's state; a change reruns the fragment
     if not isinstance(drawing, dict) or drawing.get("clears") != clears or drawing.get("png") is None:
         return None
     return decode(drawing["png"])

@@ -47,7 +47,7 @@ DEFAULTS = {
     "gallery_page": 0,
     "gallery_seed": None,  # None: dataset order; an int: shuffled with that seed
     # Draw tab
-    "canvas_counter": 0,  # the times the server emptied the pad (a digit was kept): studio.drawing_pad
+    "pad_clears": 0,  # the times the server emptied the pad (a digit was kept): studio.drawing_pad
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
     "live_ticking": False,  # the in-training reading redraws itself (None while a full run decides it: draw_tab)
     "teach_message": None,  # "Saved as 4 · 37 of your digits", shown once after a label click

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import re
 import time
 from pathlib import Path
@@ -28,6 +29,7 @@ from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL
 from mnist_core.spec import PRESET_LAYERS, REFERENCE_SPEED
 from mnist_core.training import SCHEDULES, TrainConfig
+from studio.drawing_pad import PNG_PREFIX
 from studio.runs_view import _run_ids
 from studio.train_tab import BATCH_SIZES
 
@@ -529,33 +531,43 @@ def test_draw_tab_shows_the_hint_and_no_prediction_when_empty(active):
     assert at.slider(key="stroke_width").value == DEFAULT_STROKE_WIDTH
 
 
-def pad_sends(at: AppTest, picture: np.ndarray | str, clears: int = 0) -> AppTest:
-    """Run the page as after the drawing pad sent `picture` (an RGBA image, or the raw string) under `clears`."""
-    url = picture if isinstance(picture, str) else "data:image/png;base64," + base64.b64encode(png(picture)).decode()
-    at.session_state["drawing_canvas"] = {"drawing": {"png": url, "clears": clears}}
+def pad_sends(at: AppTest, picture: np.ndarray | str, clears: int = 0, seq: int = 1) -> AppTest:
+    """Run the page as after the drawing pad sent `picture` (an RGBA image, or the raw string), its number `seq`,
+    under `clears`."""
+    url = picture if isinstance(picture, str) else PNG_PREFIX + base64.b64encode(png(picture)).decode()
+    at.session_state["drawing_pad"] = {"drawing": {"png": url, "clears": clears, "seq": seq}}
     return at.run()
 
 
+def pad_data(at: AppTest) -> dict:
+    """The data the server last gave the drawing pad."""
+    (pad,) = at.get("bidi_component")
+    return json.loads(pad.proto.json)
+
+
 def test_a_drawing_is_read_and_a_kept_one_is_not_read_again(active, saved_model):
+    at = run_app()
+    assert pad_data(at)["read"] is None and pad_data(at)["clears"] == 0
     one = draw_strokes([np.array([[140.0, 40.0], [140.0, 240.0]])], DEFAULT_STROKE_WIDTH, 200)
-    at = pad_sends(run_app(), one)
+    pad_sends(at, one, seq=3)
     assert not at.exception
+    assert pad_data(at)["read"] == 3  # the pad is told this picture was read: it does not send it again
     expected = int(Predictor.load(saved_model).predict(preprocess_drawing(one))[0])
     assert f"### Prediction: {expected}" in all_markdown(at)
     assert len(_teach_buttons(at, "teach")) == 10
     # A label click keeps the digit and empties the pad: the picture it sent before is not read again.
     at.button(key=f"teach_{expected}").click().run()
-    assert at.session_state["canvas_counter"] == 1
+    assert at.session_state["pad_clears"] == 1 and pad_data(at)["clears"] == 1
     assert not [m for m in all_markdown(at) if "Prediction:" in m]
     assert any(s.value.startswith(f"Saved as {expected}") for s in at.success)
-    pad_sends(at, one, clears=1)  # drawn again on the emptied pad: read
+    pad_sends(at, one, clears=1, seq=4)  # drawn again on the emptied pad: read
     assert f"### Prediction: {expected}" in all_markdown(at)
 
 
 def test_a_garbled_picture_from_the_pad_is_reported(active):
     at = pad_sends(run_app(), "data:image/png;base64,bm90IGEgcG5n")
     assert not at.exception
-    assert any(e.value.startswith("The canvas sent an unreadable image") for e in at.error)
+    assert any(e.value.startswith("The drawing pad sent an unreadable picture") for e in at.error)
     assert any(i.value.startswith("Draw a digit") for i in at.info)
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import base64
 import io
+import struct
+import zlib
 
 import numpy as np
 import pytest
@@ -31,7 +33,18 @@ def test_an_opaque_rgb_png_gets_an_alpha_channel():
     assert back.shape == (CANVAS_PX, CANVAS_PX, 4) and (back == 255).all()
 
 
+def png_declaring(width: int, height: int) -> bytes:
+    """A PNG whose header says width × height (checksums right), with the pixels of a 1 × 1 picture."""
+    raw = io.BytesIO()
+    Image.new("L", (1, 1)).save(raw, "PNG")
+    data = bytearray(raw.getvalue())
+    data[16:24] = struct.pack(">II", width, height)  # IHDR's width and height
+    data[29:33] = struct.pack(">I", zlib.crc32(bytes(data[12:29])))  # IHDR's checksum
+    return bytes(data)
+
+
 @pytest.mark.parametrize("payload, says", [
+    (PNG_PREFIX + base64.b64encode(png_declaring(30_000, 30_000)).decode(), "a broken PNG"),  # a decompression bomb
     (None, "not a PNG data URL"),
     ("iVBORw0KGgo=", "not a PNG data URL"),
     (data_url(Image.new("RGB", (CANVAS_PX, CANVAS_PX)), "JPEG", "data:image/jpeg;base64,"), "not a PNG data URL"),

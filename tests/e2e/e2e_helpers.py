@@ -137,12 +137,12 @@ def canvas_origin(page: Page) -> tuple[float, float]:
     The drawing pad is a v2 custom component (studio/drawing_pad.js): its canvas lives in a shadow
     root inside `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots.
     """
-    upper = page.locator(".st-key-canvas canvas")
+    pad = page.locator(".st-key-canvas canvas")
     # Exactly one canvas: Clear empties it in place (a second one on the page would be a stale leftover).
-    expect(upper).to_have_count(1, timeout=60_000)
-    expect(upper).to_be_visible(timeout=60_000)
-    upper.scroll_into_view_if_needed()
-    box = upper.bounding_box()
+    expect(pad).to_have_count(1, timeout=60_000)
+    expect(pad).to_be_visible(timeout=60_000)
+    pad.scroll_into_view_if_needed()
+    box = pad.bounding_box()
     assert box is not None
     assert (round(box["width"]), round(box["height"])) == (CANVAS_PX, CANVAS_PX), box
     return box["x"], box["y"]

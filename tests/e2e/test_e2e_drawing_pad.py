@@ -19,14 +19,24 @@ RESEND_S = 5.0  # drawing_pad.js RESEND_MS
 # setStateValue call is kept in window.sent.
 MOUNT = """async (source) => {
     const module = await import(URL.createObjectURL(new Blob([source], {type: 'text/javascript'})));
-    const parent = document.createElement('div');
-    parent.innerHTML = '<div class="pad-host"></div>';
-    document.body.appendChild(parent);
+    const host = () => {
+        const parent = document.createElement('div');
+        parent.innerHTML = '<div class="pad-host"></div>';
+        document.body.appendChild(parent);
+        return parent;
+    };
     window.sent = [];
-    window.render = (data) => module.default({data, parentElement: parent,
+    window.parent = host();
+    window.render = (data) => module.default({data, key: 'pad', parentElement: window.parent,
                                               setStateValue: (name, value) => window.sent.push({name, value})});
+    window.remount = (data) => { window.parent.remove(); window.parent = host(); window.render(data); };
     window.render({side: %d, stroke: 18, clears: 0, read: null});
 }""" % CANVAS_PX
+INK = """() => { // the red channel of every pixel of the pad's canvas, and whether it is in the current parent
+    const c = document.querySelector('.pad-host canvas');
+    const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+    return [window.parent.contains(c), Array.from(data.filter((v, i) => i % 4 == 0))];
+}"""
 
 
 @pytest.fixture(params=[1, 2], ids=["screen-1x", "screen-2x"])
@@ -91,13 +101,19 @@ def test_the_server_empties_the_pad_by_a_new_count_without_a_send(pad):
     stroke(pad, 140, 40, 140, 240)
     pad.evaluate("window.render({side: %d, stroke: 30, clears: 1, read: 1})" % CANVAS_PX)  # a digit was kept
     assert len(sent(pad)) == 1  # the server knows it is empty: nothing to send
-    pixels = pad.evaluate("""() => {
-        const c = document.querySelector('.pad-host canvas');
-        return Array.from(c.getContext('2d').getImageData(0, 0, c.width, c.height).data.filter((v, i) => i % 4 == 0));
-    }""")
-    assert max(pixels) == 0  # black all over
+    assert max(pad.evaluate(INK)[1]) == 0  # black all over
     stroke(pad, 40, 140, 240, 140)  # the next stroke: the new pen width, under the new count
     last = sent(pad)[-1]["value"]
     assert last["clears"] == 1 and last["seq"] == 2
     rows = np.flatnonzero(decode(last["png"])[:, 140, 0] > 127)
     assert 28 <= len(rows) <= 32, rows
+
+
+def test_a_pad_mounted_anew_keeps_its_drawing_and_sends_nothing(pad):
+    stroke(pad, 140, 40, 140, 240)
+    _, before = pad.evaluate(INK)
+    pad.evaluate("window.remount({side: %d, stroke: 18, clears: 0, read: 1})" % CANVAS_PX)  # a new parent element
+    assert pad.locator("canvas").count() == 1
+    inside, after = pad.evaluate(INK)
+    assert inside and after == before and max(after) == 255  # the same canvas, moved, with its stroke
+    assert len(sent(pad)) == 1
