@@ -20,7 +20,8 @@ Reported per case:
   server MB    peak RSS of the streamlit server process (sampled every 0.5 s); children MB: its child
                processes together (the training process), in the JSON and the notes under the table
   notes        Clear failures (a Clear that left the old answer or a second canvas on the page, or showed no
-               hint within 15 s: the page is loaded again), pages that did not open, the
+               hint within 15 s: the page is loaded again), pictures the pad sent again (no run had read them
+               within 5 s: studio/drawing_pad.js), pages that did not open, the
                machine's load average, the slowest /_stcore/health answer (probed every 2 s), phase times
   images/s     the run's training speed: full epochs × training images / training seconds of the last full
                epoch (runs.jsonl), and its ratio to the same run alone on the server ("solo" row, 0 pages)
@@ -112,6 +113,14 @@ WATCH_JS = """(() => {
         }
     };
     new MutationObserver(check).observe(document, {childList: true, subtree: true, characterData: true});
+    window.__resends = 0;  // the drawing pad's pictures sent again (no run had read them within its wait)
+    const send = WebSocket.prototype.send;
+    WebSocket.prototype.send = function (data) {
+        try {
+            if (typeof data !== 'string' && new TextDecoder().decode(data).includes('"tries"')) window.__resends++;
+        } catch (e) {}
+        return send.call(this, data);
+    };
     window.__scriptEnds = [];  // each time the page's script run state becomes notRunning
     new MutationObserver(ms => {
         if (ms.some(m => m.target.getAttribute('data-test-script-state') === 'notRunning'))
@@ -165,6 +174,7 @@ class Case:
     unanswered: int = 0
     wrong: int = 0
     clear_failures: int = 0
+    pad_resends: int = 0  # pictures the drawing pad sent again, all pages together
     exception_boxes: int = 0
     errors: list[str] = field(default_factory=list)
     server_peak_mb: float | None = None
@@ -588,6 +598,8 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: MemorySa
             except Exception as exc:
                 case.errors.append(f"the run could not be stopped: {type(exc).__name__}: {str(exc)[:200]}")
         for p in pages:
+            with contextlib.suppress(PlaywrightError):
+                case.pad_resends += await p.evaluate("window.__resends || 0")
             await p.context.close()
     case.drawings, case.unanswered, case.wrong = tally.drawings, tally.unanswered, tally.wrong
     case.clear_failures, case.errors = tally.clear_failures, case.errors + tally.errors
@@ -635,6 +647,7 @@ def notes(c: Case) -> str:
              f"health probe up to {fmt(c.health_max_ms)} ms"
              + (f", {c.health_failures} unanswered" if c.health_failures else ""),
              f"{c.clear_failures} Clear failures" if c.clear_failures else "",
+             f"{c.pad_resends} pad resends" if c.pad_resends else "",
              f"{c.exception_boxes} exception boxes" if c.exception_boxes else "",
              f"{len(c.errors)} errors: {c.errors[:3]}" if c.errors else "",
              f"{c.wall_s:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in c.phases.items()) + ")"]

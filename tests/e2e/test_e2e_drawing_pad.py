@@ -1,19 +1,25 @@
 """The drawing pad's JavaScript (studio/drawing_pad.js) alone in Chromium, without Streamlit: the module is
 imported into a blank page and given a stand-in for what Streamlit hands a v2 component (its data, a parent
 element, setStateValue), and the mouse draws on it for real. What it sends is decoded by the server's own
-studio.drawing_pad.decode."""
+studio.drawing_pad.decode. Last, on the studio itself: a Clear whose message to the server is lost."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
-from e2e_helpers import ROOT, VIEWPORT
-from playwright.sync_api import Page
+from playwright.sync_api import Page, WebSocketRoute, expect
 
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ROOT, VIEWPORT, draw_polyline, open_tab, prediction_heading, seven,
+                         wait_idle)
 from mnist_core.canvas import CANVAS_PX
 from studio.drawing_pad import decode
 
-RESEND_S = 5.0  # drawing_pad.js RESEND_MS
+PAD_JS = (ROOT / "studio" / "drawing_pad.js").read_text(encoding="utf-8")
+RESEND_S = int(re.search(r"const RESEND_MS = (\d+);", PAD_JS).group(1)) / 1000  # the pad's wait before sending again
+PREDICTION = ".st-key-prediction"
+SLOW_MS = 60_000  # a prediction needs a rerun on a busy 2-core box
 
 # Mount the pad as Streamlit would: `render(data)` is Streamlit drawing the element with new data; every
 # setStateValue call is kept in window.sent.
@@ -45,7 +51,7 @@ def pad(browser, request) -> Page:
     context = browser.new_context(viewport=VIEWPORT, device_scale_factor=request.param)
     page = context.new_page()
     page.goto("about:blank")
-    page.evaluate(MOUNT, (ROOT / "studio" / "drawing_pad.js").read_text(encoding="utf-8"))
+    page.evaluate(MOUNT, PAD_JS)
     yield page
     context.close()
 
@@ -117,3 +123,46 @@ def test_a_pad_mounted_anew_keeps_its_drawing_and_sends_nothing(pad):
     inside, after = pad.evaluate(INK)
     assert inside and after == before and max(after) == 255  # the same canvas, moved, with its stroke
     assert len(sent(pad)) == 1
+
+
+def test_a_clear_whose_message_the_server_never_gets_still_removes_the_answer(browser, server):
+    """The pad's Clear empties it at once; its message to the server is dropped here (as a busy server can drop
+    a rerun), so the old answer stays until the pad sends the empty picture again, within RESEND_S."""
+    context = browser.new_context(viewport=VIEWPORT)
+    page = context.new_page()
+    dropping, dropped, resent = [False], [], []
+
+    def route(ws: WebSocketRoute) -> None:
+        server_ws = ws.connect_to_server()
+
+        def from_page(message: str | bytes) -> None:
+            raw = message.encode() if isinstance(message, str) else message
+            if dropping[0] and not dropped and b'"png":null' in raw:
+                dropped.append(raw)  # the Clear's empty picture: lost on the way
+                return
+            if b'"tries"' in raw:
+                resent.append(raw)
+            server_ws.send(message)
+
+        ws.on_message(from_page)  # from the server, messages go through untouched
+
+    try:
+        page.route_web_socket(re.compile(r"/_stcore/stream"), route)
+        page.goto(server)
+        expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
+        open_tab(page, "Draw")
+        wait_idle(page)
+        draw_polyline(page, seven(140, 140, 180))
+        expect(prediction_heading(page)).to_have_text("Prediction: 7", timeout=SLOW_MS)
+        wait_idle(page)
+        dropping[0] = True
+        page.get_by_role("button", name="Clear").click()
+        page.wait_for_timeout(2_000)
+        assert len(dropped) == 1
+        expect(prediction_heading(page)).to_have_text("Prediction: 7")  # the server never heard of the Clear
+        expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square",
+                                                         timeout=(RESEND_S + 5) * 1000)
+        expect(prediction_heading(page)).to_have_count(0)
+        assert resent and b'"png":null' in resent[0]
+    finally:
+        context.close()
