@@ -21,7 +21,7 @@ from PIL import Image
 from mnist_core.canvas import CANVAS_PX
 
 PNG_PREFIX = "data:image/png;base64,"
-MAX_PNG_CHARS = 2_000_000  # a 280 px pad's PNG is a few tens of kB; anything far larger is not from the pad
+MAX_PNG_CHARS = 2_000_000  # a 280 px pad's PNG is a few kB; anything far larger is not from the pad
 
 CSS = """
 .pad { display: flex; flex-direction: column; gap: 0.5rem; width: fit-content; }
