@@ -113,11 +113,18 @@ WATCH_JS = """(() => {
         }
     };
     new MutationObserver(check).observe(document, {childList: true, subtree: true, characterData: true});
-    window.__resends = 0;  // the drawing pad's pictures sent again (no run had read them within its wait)
+    // The drawing pad's pictures sent again (no run had read them within its wait). Every rerun request carries
+    // the pad's last state, "tries" included, so a resend is counted when a new (seq, tries) pair goes out.
+    window.__resends = 0;
+    let lastTry = null;
     const send = WebSocket.prototype.send;
     WebSocket.prototype.send = function (data) {
         try {
-            if (typeof data !== 'string' && new TextDecoder().decode(data).includes('"tries"')) window.__resends++;
+            const m = typeof data === 'string' ? null : /"seq":\d+,"tries":\d+/.exec(new TextDecoder().decode(data));
+            if (m && m[0] !== lastTry) {
+                lastTry = m[0];
+                window.__resends++;
+            }
         } catch (e) {}
         return send.call(this, data);
     };
