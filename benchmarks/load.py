@@ -120,7 +120,7 @@ WATCH_JS = """(() => {
     const send = WebSocket.prototype.send;
     WebSocket.prototype.send = function (data) {
         try {
-            const m = typeof data === 'string' ? null : /"seq":\d+,"tries":\d+/.exec(new TextDecoder().decode(data));
+            const m = typeof data === 'string' ? null : /"seq":\\d+,"tries":\\d+/.exec(new TextDecoder().decode(data));
             if (m && m[0] !== lastTry) {
                 lastTry = m[0];
                 window.__resends++;
