@@ -135,13 +135,15 @@ WATCH_JS = """(() => {
     }).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
 })();"""
 FIRST_ANSWER_AFTER = "(t) => window.__answers.find(a => a.t >= t) || null"
+# The drawing pads on the page (each one's canvas lives in its component's shadow root), as a JS expression.
+COUNT_CANVASES = ("[...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot)"
+                  ".reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0)")
 # After Clear (pressed at page time t): "ok" once the hint is shown, no answer heading and exactly one canvas;
 # "stuck" when the hint is shown (Clear's run happened) but an old answer or a second canvas is still on the page
 # and no script has run for 3 s (nothing more is coming). A Clear whose run has not come yet (a busy server) is
 # waited for: it is a failure only after CLEAR_TIMEOUT_MS.
 CLEARED = """(t) => {
-    const hosts = [...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot);
-    const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0);
+    const canvases = """ + COUNT_CANVASES + """;
     const p = document.querySelector('.st-key-prediction');
     const hint = p && p.innerText.includes('Draw a digit on the black square');
     if (hint && !p.querySelector('h3') && canvases === 1) return 'ok';
@@ -451,8 +453,7 @@ async def page_state(page: Page) -> str:
 
 async def _page_state(page: Page) -> str:
     return await page.evaluate("""() => {
-        const hosts = [...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot);
-        const canvases = hosts.reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0);
+        const canvases = """ + COUNT_CANVASES + """;
         const p = document.querySelector('.st-key-prediction');
         const state = document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
         const headings = p ? p.querySelectorAll('h3').length : 0;
