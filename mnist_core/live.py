@@ -7,6 +7,7 @@ and a reader sets them into its own, separate model.
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass
 
 import keras
@@ -24,6 +25,7 @@ class PublishedWeights:
     epoch: float  # epochs completed, fractional: 1.5 = halfway through the second
     step: int  # global batch number (0 = before the first batch)
     weights: tuple[np.ndarray, ...]  # copies, in model.get_weights() order
+    at: float  # time.monotonic() when it reached the board
 
     @property
     def label(self) -> str:
@@ -38,17 +40,27 @@ class WeightBoard:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._latest: PublishedWeights | None = None
+        self._gap: float | None = None  # seconds between the last two publications
 
     def publish(self, weights: list[np.ndarray], epoch: float, step: int) -> None:
         """Store copies, so that nothing a reader does can reach the arrays the caller passed."""
         copies = tuple(np.array(w, copy=True) for w in weights)
+        now = time.monotonic()
         with self._lock:
-            version = 0 if self._latest is None else self._latest.version + 1
-            self._latest = PublishedWeights(version, epoch, step, copies)
+            previous = self._latest
+            self._gap = None if previous is None else now - previous.at
+            version = 0 if previous is None else previous.version + 1
+            self._latest = PublishedWeights(version, epoch, step, copies, now)
 
     def latest(self) -> PublishedWeights | None:
         with self._lock:
             return self._latest
+
+    def next_due(self) -> float | None:
+        """When (time.monotonic()) the next publication may be expected: as long after the last as that one came
+        after the one before; None before there are two."""
+        with self._lock:
+            return None if self._gap is None else self._latest.at + self._gap
 
 
 class WeightPublisher(keras.callbacks.Callback):

@@ -11,14 +11,21 @@ from PIL import Image
 
 from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
 from mnist_core.digits_db import Reading, encode_png, keepable
-from mnist_core.live import LiveModel
+from mnist_core.jobs import TrainingJob
+from mnist_core.live import LiveModel, PublishedWeights
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
-from studio import charts, guard, polling, resources
+from studio import charts, guard, resources
 from studio.drawing_pad import PadError, drawing_pad
+from studio.wake import wake
 
 HINT = "Draw a digit on the black square: the model's answer appears here."
-LIVE_REFRESH_S = 1.5  # how often the in-training reading picks up newly published weights (tab open only)
+# The in-training reading is redrawn when new weights are due (studio.wake): just after the time the pace of the
+# last publications predicts, but no more often than every LIVE_MIN_WAIT_S (each redraw costs the page's browser
+# about 0.1 s of CPU and the server 0.05 s) and at least every LIVE_MAX_WAIT_S.
+LIVE_DUE_MARGIN_S = 0.2
+LIVE_MIN_WAIT_S = 2.0
+LIVE_MAX_WAIT_S = 10.0
 
 
 def _clear() -> None:
@@ -83,20 +90,16 @@ def render(visible: bool = True) -> None:
     job = resources.jobs().job
     running = job is not None and job.running
     # The reading by the network in training sits beside the drawing, not inside its fragment (nested, their
-    # timed reruns interleaved and could leave an old answer or a second canvas on the page). The columns are
-    # there whether or not a run trains: a canvas that moved when a run started would come back empty while
-    # its old answer stayed.
+    # reruns interleaved and could leave an old answer or a second canvas on the page). The columns are there
+    # whether or not a run trains: a canvas that moved when a run started would come back empty while its old
+    # answer stayed.
     drawing, live = st.columns([2.3, 1], gap="medium")
-    ss = st.session_state
-    ss["live_ticking"] = None  # this full run sets the in-training reading's timer below, once the drawing is read
+    st.session_state["draw_open"] = visible
     with drawing:
         _drawing()
     with live:
-        # The timer runs only while there is a drawing to read: ten pages left open on an empty canvas slowed a
-        # run to 0.55 of its speed alone (benchmarks/load.py), when on another tab they cost it 0.84.
-        ss["live_ticking"] = running and visible and ss["drawing_x"] is not None
         if running:
-            polling.live(_live_reading, LIVE_REFRESH_S, visible=ss["live_ticking"])
+            _live_reading()
         else:
             st.caption("While a network trains (Train tab), it reads your drawing here too, as it learns.")
     st.divider()
@@ -145,41 +148,52 @@ def _drawing() -> None:
         with why.container(key="explain"):
             st.subheader("Why this answer")
             _why(x, answer[0], active)
-    job = resources.jobs().job
-    if st.session_state["live_ticking"] is False and job is not None and job.running:
-        # A first drawing while a run trains, read by this fragment alone: the answer is on the page; one run of
-        # the whole page now starts the in-training reading's timer (and draws its column if the run is new).
-        st.rerun(scope="app")
 
 
 def _model_caption(active: resources.ActiveModel) -> str:
     return f"Model: {active.info.preset if active.info else 'unknown'}"
 
 
+@st.fragment
 def _live_reading() -> None:
-    """The network being trained reads the current drawing, with the weights its worker last published; a new
-    drawing is read at the next redraw."""
+    """The network being trained reads the current drawing, with the weights its worker last published. It is
+    redrawn when the pad sends a picture, and when new weights are due (studio.wake), on the Draw tab only."""
     job = resources.jobs().job
     if job is None or not job.running:  # a redraw that comes after the run's end: one full run draws the idle
         st.rerun(scope="app")           # column (this fragment is not drawn there, so it cannot loop)
     with st.container(key="live-prediction"):
         shown = st.empty()  # one slot, as in _drawing
     x = st.session_state.get("drawing_x")
-    if x is None:  # drawn without a timer (see render): nothing here may go stale
+    if x is None:
         shown.info(f"The network being trained ({job.config.preset}) will read your drawing here as it learns.")
-        return
+    published = None if x is None else _read_in_training(shown, x, job)
+    if st.session_state["draw_open"]:  # a hidden tab's copy waits for the next full run
+        wake(None if x is None else _until_new_weights(job.weights.next_due(), published is None),
+             key="live_wake")
+
+
+def _read_in_training(shown, x: np.ndarray, job: TrainingJob) -> PublishedWeights | None:
+    """Show in `shown` how the network in training reads `x`; the weights it read with (None: none yet)."""
     try:
         live = resources.live_model(job)
         published = live.refresh(job.weights)
     except Exception as exc:  # training goes on regardless; only this view is lost
         shown.error(f"The network in training cannot be read: {guard.public(exc)}")
-        return
+        return None
     if published is None:
         shown.info("Waiting for the network in training to publish its first weights…")
     else:
         with shown.container():
             show_prediction(x, live, "In training",
                             f"Network being trained: {job.config.preset}, {published.label} · updates by itself")
+    return published
+
+
+def _until_new_weights(due: float | None, none_yet: bool) -> float:
+    """Seconds to wait before reading the drawing again: until just after the next weights are due."""
+    if due is None or none_yet:  # the pace is not known yet
+        return LIVE_MIN_WAIT_S
+    return min(max(due - time.monotonic() + LIVE_DUE_MARGIN_S, LIVE_MIN_WAIT_S), LIVE_MAX_WAIT_S)
 
 
 def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:

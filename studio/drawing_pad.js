@@ -12,7 +12,7 @@ function mount() {
     <button class="clear" type="button" title="Empty the pad">Clear</button></div>`;
   const canvas = root.querySelector("canvas");
   const pad = {root, canvas, ctx: canvas.getContext("2d"), strokes: [], stroke: null, width: null, side: 0,
-               scale: 1, clears: null, send: null, seq: 0, sent: null, read: null, timer: null};
+               scale: 1, clears: null, send: null, event: null, seq: 0, sent: null, read: null, timer: null};
   const at = (event) => { // a pointer's position in pad pixels (side × side, whatever the screen's pixels)
     const box = canvas.getBoundingClientRect();
     return [(event.clientX - box.left) * pad.side / box.width, (event.clientY - box.top) * pad.side / box.height];
@@ -106,6 +106,7 @@ function picture(pad) { // a side × side PNG data URL: the canvas itself, or it
 function deliver(pad, tries) { // sent again until a run of the page says it read it: a busy server can drop a rerun
   clearTimeout(pad.timer);
   pad.send("drawing", tries ? {...pad.sent, tries} : pad.sent);
+  dispatchEvent(new Event(pad.event)); // for what else reads the drawing (studio/wake.py)
   pad.timer = setTimeout(() => { if (pad.read !== pad.sent.seq) deliver(pad, tries + 1); }, RESEND_MS);
 }
 
@@ -119,6 +120,7 @@ export default function (component) {
   }
   if (!host.contains(pad.root)) host.appendChild(pad.root); // its strokes go with it
   pad.send = setStateValue;
+  pad.event = data.event;
   pad.width = data.stroke;
   pad.read = data.read; // the number of the last picture the server read (null: none yet)
   pad.seq = Math.max(pad.seq, data.read ?? 0); // a pad mounted anew goes on numbering after it

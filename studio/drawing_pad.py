@@ -19,6 +19,7 @@ import streamlit as st
 from PIL import Image
 
 from mnist_core.canvas import CANVAS_PX
+from studio.wake import PAD_SENT
 
 PNG_PREFIX = "data:image/png;base64,"
 MAX_PNG_CHARS = 2_000_000  # a 280 px pad's PNG is a few kB; anything far larger is not from the pad
@@ -75,7 +76,7 @@ def drawing_pad(*, stroke_width: int, clears: int, key: str) -> np.ndarray | Non
     """
     drawing = dict(st.session_state.get(key) or {}).get("drawing")  # what the pad sent last (before it is drawn)
     read = drawing.get("seq") if isinstance(drawing, dict) else None
-    _mount(key=key, data={"side": CANVAS_PX, "stroke": stroke_width, "clears": clears, "read": read},
+    _mount(key=key, data={"side": CANVAS_PX, "stroke": stroke_width, "clears": clears, "read": read, "event": PAD_SENT},
            default={"drawing": None}, width="content", height="content",
            on_drawing_change=lambda: None)  # declares "drawing" as the pad's state; a change reruns the fragment
     if not isinstance(drawing, dict) or drawing.get("clears") != clears or drawing.get("png") is None:

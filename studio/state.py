@@ -49,7 +49,7 @@ DEFAULTS = {
     # Draw tab
     "pad_clears": 0,  # the times the server emptied the pad (a digit was kept): studio.drawing_pad
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
-    "live_ticking": False,  # the in-training reading redraws itself (None while a full run decides it: draw_tab)
+    "draw_open": False,  # the Draw tab is on screen (set by each full run): its in-training reading redraws itself
     "teach_message": None,  # "Saved as 4 · 37 of your digits", shown once after a label click
     "teach_saved": False,  # a label click saved a digit: the next fragment run reruns the page (My digits)
     # My digits tab

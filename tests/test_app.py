@@ -539,6 +539,18 @@ def pad_sends(at: AppTest, picture: np.ndarray | str, clears: int = 0, seq: int 
     return at.run()
 
 
+def test_the_reading_in_training_waits_until_new_weights_are_due_within_bounds():
+    from studio.draw_tab import LIVE_MAX_WAIT_S, LIVE_MIN_WAIT_S, _until_new_weights
+
+    now = time.monotonic()
+    assert _until_new_weights(None, False) == LIVE_MIN_WAIT_S  # the pace is not known yet
+    assert _until_new_weights(now + 5, True) == LIVE_MIN_WAIT_S  # no weights read yet
+    assert 5.0 < _until_new_weights(now + 5, False) <= 5.2  # just after they are due
+    assert _until_new_weights(now + 0.5, False) == LIVE_MIN_WAIT_S  # never more often than that
+    assert _until_new_weights(now - 3, False) == LIVE_MIN_WAIT_S  # late: look again soon
+    assert _until_new_weights(now + 60, False) == LIVE_MAX_WAIT_S
+
+
 def pad_data(at: AppTest) -> dict:
     """The data the server last gave the drawing pad."""
     (pad,) = at.get("bidi_component")

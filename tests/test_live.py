@@ -39,6 +39,20 @@ def test_the_board_keeps_copies_and_counts_versions():
     assert latest.label == "after 0.50 epochs (10 batches)"
 
 
+def test_the_board_expects_the_next_publication_after_the_same_gap():
+    board = WeightBoard()
+    w = [np.ones((2, 2), np.float32)]
+    board.publish(w, 0.0, 0)
+    assert board.next_due() is None  # one publication says nothing about the pace
+    time.sleep(0.2)
+    board.publish(w, 0.5, 10)
+    gap = board.next_due() - board.latest().at
+    assert 0.2 <= gap < 1.0
+    time.sleep(0.05)
+    board.publish(w, 1.0, 20)  # a quicker one: the next is expected sooner
+    assert board.next_due() - board.latest().at < gap
+
+
 @pytest.fixture(scope="module")
 def published():
     """250 batches of 8 in one epoch: published before the first batch, at batch 200 and at the end."""

@@ -13,11 +13,15 @@ import signal
 import time
 from pathlib import Path
 
+from typing import NamedTuple
+
 from PIL import Image
 from playwright.sync_api import Page, expect
+from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CURVES, VIEWPORT, assert_no_exception, canvas_origin, draw_polyline,
-                         one, open_tab, prediction_heading, run_server, set_recipe, seven, start_run, wait_idle)
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CURVES, RUN_MS, VIEWPORT, assert_no_exception, canvas_origin,
+                         draw_polyline, one, open_tab, prediction_heading, run_server, set_recipe, seven, start_run,
+                         wait_idle)
 from studio.host import PASSWORD_ENV
 
 PREDICTION, EXPLAIN, UPLOAD_PREDICTION = ".st-key-prediction", ".st-key-explain", ".st-key-upload-prediction"
@@ -83,22 +87,35 @@ def test_clear_and_upload_removal_leave_no_old_answer_while_a_run_trains(fresh_s
     stop_the_run(host)
 
 
-def _sent_frames(browser, url: str) -> tuple[Page, list[float]]:
-    """A new session's page, and the times at which it sends anything to the server (each rerun request)."""
+class Sent(NamedTuple):
+    at: float  # time.monotonic()
+    fragment: str  # the fragment to rerun ("" for the whole page)
+    timer: bool  # asked by a fragment's run_every timer
+
+
+def _sent_frames(browser, url: str) -> tuple[Page, list[Sent]]:
+    """A new session's page, and the rerun requests it sends to the server."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
-    sent: list[float] = []
-    page.on("websocket", lambda ws: ws.on("framesent", lambda _payload: sent.append(time.monotonic())))
+    sent: list[Sent] = []
+
+    def record(payload: str | bytes) -> None:
+        message = BackMsg.FromString(payload) if isinstance(payload, bytes) else None
+        if message is not None and message.WhichOneof("type") == "rerun_script":
+            rerun = message.rerun_script
+            sent.append(Sent(time.monotonic(), rerun.fragment_id, rerun.is_auto_rerun))
+
+    page.on("websocket", lambda ws: ws.on("framesent", record))
     page.goto(url)
     expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
     return page, sent
 
 
-def _frames_within(page: Page, sent: list[float], seconds: float) -> int:
+def _frames_within(page: Page, sent: list[Sent], seconds: float) -> list[Sent]:
     wait_idle(page)
     start = time.monotonic()
     page.wait_for_timeout(seconds * 1000)  # not time.sleep: Playwright delivers events only while it waits
-    return sum(start <= t < start + seconds for t in sent)
+    return [s for s in sent if start <= s.at < start + seconds]
 
 
 def test_a_page_redraws_the_live_view_only_while_its_tab_is_open(fresh_server, open_page, browser):
@@ -109,28 +126,64 @@ def test_a_page_redraws_the_live_view_only_while_its_tab_is_open(fresh_server, o
     page, sent = _sent_frames(browser, fresh_server)
     try:
         open_tab(page, "Gallery")
-        hidden = _frames_within(page, sent, 8)
+        hidden = len(_frames_within(page, sent, 8))
         open_tab(page, "Train")
         expect(page.locator(CURVES)).to_contain_text("Training run", timeout=ANSWER_MS)
-        shown = _frames_within(page, sent, 8)
+        shown = len(_frames_within(page, sent, 8))
         open_tab(page, "Evaluate")
-        hidden_again = _frames_within(page, sent, 8)
+        hidden_again = len(_frames_within(page, sent, 8))
         open_tab(page, "Draw")
         expect(page.locator(".st-key-live-prediction")).to_contain_text("will read your drawing",
                                                                         timeout=ANSWER_MS)
-        empty_canvas = _frames_within(page, sent, 8)
+        empty_canvas = len(_frames_within(page, sent, 8))
         draw_polyline(page, one(140, 140, 180))
         expect(page.locator(".st-key-live-prediction")).to_contain_text("In training", timeout=ANSWER_MS)
-        drawn = _frames_within(page, sent, 8)
+        drawn = len(_frames_within(page, sent, 8))
     finally:
         page.context.close()
     print(f"requests in 8 s: Gallery {hidden}, Train {shown}, Evaluate {hidden_again}, Draw with nothing drawn "
           f"{empty_canvas}, Draw with a drawing {drawn}")
     # Open, the live view asks for a redraw every second; hidden, only the 5 s watcher asks. The Draw tab's reading
-    # by the network in training asks every 1.5 s, but only while there is a drawing to read.
+    # by the network in training asks when new weights are due (here, about every 200 batches of 32: a second or
+    # two) but at most every 2 s, and only while there is a drawing to read.
     assert shown >= 5, shown
     assert hidden <= 2 and hidden_again <= 2 and empty_canvas <= 2, (hidden, hidden_again, empty_canvas)
     assert drawn >= 4, drawn
+    stop_the_run(host)
+
+
+def test_the_reading_in_training_follows_a_new_drawing_at_once_and_otherwise_waits_for_new_weights(
+        fresh_server, open_page, browser):
+    host = open_page(fresh_server)
+    # Batches of 512: 118 to an epoch, so the weights are published only at the start and at each epoch's end
+    # (every 200 batches otherwise): here about every 10 s.
+    set_recipe(host, epochs=10, train_images=60_000, test_images=1_000, batch_size=512)
+    start_run(host)
+    open_tab(host, "Gallery")
+    page, sent = _sent_frames(browser, fresh_server)
+    live = page.locator(".st-key-live-prediction")
+    try:
+        open_tab(page, "Draw")
+        expect(live).to_contain_text("will read your drawing", timeout=ANSWER_MS)
+        wait_idle(page)
+        before = len(sent)
+        draw_polyline(page, seven(140, 140, 180))
+        expect(live).to_contain_text("In training", timeout=ANSWER_MS)
+        # The stroke sent two requests, one after the other: the drawing's fragment, then the reading's.
+        drawing, reading = [s.fragment for s in sent[before:] if not s.timer][:2]
+        assert drawing and reading and drawing != reading
+        # Once two publications have set the pace, the reading waits for the next one.
+        expect(live).to_contain_text("after 1.00 epochs", timeout=RUN_MS)
+        quiet = [s for s in _frames_within(page, sent, 12) if s.fragment == reading]
+        print(f"the reading's redraws in 12 s, the weights coming about every 10 s: {len(quiet)}")
+        assert len(quiet) <= 3, quiet  # every 2 s (its fastest) would be 6; the old 1.5 s timer, 8
+        before = len(sent)
+        page.get_by_role("button", name=re.compile(r"\bClear$")).click()
+        expect(live).to_contain_text("will read your drawing", timeout=ANSWER_MS)
+        assert [s.fragment for s in sent[before:] if not s.timer][:2] == [drawing, reading]
+        assert_no_exception(page)
+    finally:
+        page.context.close()
     stop_the_run(host)
 
 

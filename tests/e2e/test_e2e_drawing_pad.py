@@ -15,6 +15,8 @@ from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ROOT, VIEWPORT, draw_polyline, ope
                          wait_idle)
 from mnist_core.canvas import CANVAS_PX
 from studio.drawing_pad import decode
+from studio.wake import JS as WAKE_JS
+from studio.wake import PAD_SENT
 
 PAD_JS = (ROOT / "studio" / "drawing_pad.js").read_text(encoding="utf-8")
 RESEND_S = int(re.search(r"const RESEND_MS = (\d+);", PAD_JS).group(1)) / 1000  # the pad's wait before sending again
@@ -37,6 +39,14 @@ MOUNT = """async (source) => {
                                               setStateValue: (name, value) => window.sent.push({name, value})});
     window.remount = (data) => { window.parent.remove(); window.parent = host(); window.render(data); };
     window.render({side: %d, stroke: 18, clears: 0, read: null});
+}""" % CANVAS_PX
+# studio/wake.py's JavaScript beside the pad: `wake(ms)` is a run of its fragment; its rings join window.sent.
+WAKE_MOUNT = """async ([source, event]) => {
+    const module = await import(URL.createObjectURL(new Blob([source], {type: 'text/javascript'})));
+    let run = 0;
+    window.wake = (ms) => { module.default({data: {ms, event, run: ++run}, key: 'wake',
+                                            setTriggerValue: (name, value) => window.sent.push({name, value})}); };
+    window.render({side: %d, stroke: 18, clears: 0, read: null, event});
 }""" % CANVAS_PX
 INK = """() => { // the red channel of every pixel of the pad's canvas, and whether it is in the current parent
     const c = document.querySelector('.pad-host canvas');
@@ -123,6 +133,23 @@ def test_a_pad_mounted_anew_keeps_its_drawing_and_sends_nothing(pad):
     inside, after = pad.evaluate(INK)
     assert inside and after == before and max(after) == 255  # the same canvas, moved, with its stroke
     assert len(sent(pad)) == 1
+
+
+def test_the_wake_rings_once_after_its_delay_or_right_after_the_pad_sends_a_picture(pad):
+    pad.evaluate(WAKE_MOUNT, [WAKE_JS, PAD_SENT])
+    names = lambda: [s["name"] for s in sent(pad)]  # noqa: E731
+    pad.evaluate("window.wake(300)")
+    pad.wait_for_timeout(1_000)
+    assert names() == ["rang"]  # once, and only once
+    pad.evaluate("window.wake(null)")  # a run with no weights due: only a new picture wakes it
+    pad.wait_for_timeout(1_000)
+    assert names() == ["rang"]
+    stroke(pad, 140, 40, 140, 240)
+    pad.wait_for_timeout(200)
+    assert names() == ["rang", "drawing", "rang"]  # after the pad's own message: the drawing is read first
+    pad.evaluate("window.wake(300); window.wake(null)")  # a later run's alarm replaces the one before
+    pad.wait_for_timeout(1_000)
+    assert names() == ["rang", "drawing", "rang"]
 
 
 def test_a_clear_whose_message_the_server_never_gets_still_removes_the_answer(browser, server):
