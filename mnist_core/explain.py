@@ -9,6 +9,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from mnist_core.model import NUM_CLASSES
 from mnist_core.predict import as_batch, float32_twin
 
 IG_STEPS = 32  # straight-line steps from a black image to the drawing; 32 keeps the sum within a few %
@@ -40,15 +41,14 @@ class Explainer:
             path = alphas * x  # (steps + 1, 28, 28, 1): black image ... the drawing
             with tf.GradientTape() as tape:
                 tape.watch(path)
-                scores = model(path, training=False)[:, target]
+                scores = tf.reduce_sum(model(path, training=False) * tf.one_hot(target, NUM_CLASSES), axis=1)
             grads = tape.gradient(scores, path)
             mean_grad = tf.reduce_mean((grads[:-1] + grads[1:]) / 2, axis=0)  # trapezoid rule
             return x[0, ..., 0] * mean_grad[..., 0], scores[-1] - scores[0]
 
-        self._ig = tf.function(integrated_gradients).get_concrete_function(
-            tf.TensorSpec([1, 28, 28, 1], tf.float32), tf.TensorSpec([], tf.int32))
-        self._taps = tf.function(lambda x: taps(x, training=False)).get_concrete_function(
-            tf.TensorSpec([1, 28, 28, 1], tf.float32))
+        image = tf.TensorSpec([1, 28, 28, 1], tf.float32)
+        self._ig = _Compiled(integrated_gradients, image, tf.TensorSpec([], tf.int32))
+        self._taps = _Compiled(lambda x: taps(x, training=False), image)
 
     def saliency(self, image: np.ndarray, digit: int | None = None) -> Saliency:
         """Integrated gradients of a digit's logit, from a black image to `image` (28, 28) in [0, 1]."""
@@ -72,6 +72,31 @@ class Explainer:
         with self._lock:
             maps = self._taps(tf.constant(_one(image)))
         return tuple(np.moveaxis(m.numpy()[0], -1, 0) for m in maps)
+
+
+class _Compiled:
+    """`fn` as one XLA program for `signature`, or as a plain TensorFlow graph where XLA cannot compile it (a
+    MaxPool gradient with op determinism on, an op XLA lacks).
+
+    Why XLA: a host may clear TensorFlow's kernel cache between calls (Streamlit does, after every script run,
+    by keras.backend.clear_session()); a graph then builds its kernels again at each call, which made a saliency
+    map cost about 50 ms of CPU instead of 10. A compiled XLA program survives that. It is compiled at the first
+    call (about a second of CPU), once for all digits.
+    """
+
+    def __init__(self, fn, *signature: tf.TensorSpec) -> None:
+        self._fn, self._signature = fn, signature
+        self._call = tf.function(fn, jit_compile=True).get_concrete_function(*signature)
+        self._xla = True
+
+    def __call__(self, *args):
+        try:
+            return self._call(*args)
+        except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError):
+            if not self._xla:
+                raise
+            self._call, self._xla = tf.function(self._fn).get_concrete_function(*self._signature), False
+            return self._call(*args)
 
 
 def _activated(model: keras.Model, conv: keras.layers.Conv2D) -> keras.layers.Layer:

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
 
 from mnist_core.explain import Explainer
 from mnist_core.model import build_model
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -105,3 +113,40 @@ def test_a_network_without_two_convolutions_is_refused():
     dense = keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)])
     with pytest.raises(ValueError, match="convolution"):
         Explainer(dense)
+
+
+XLA_CHECK = """
+import json
+import keras, numpy as np, tensorflow as tf
+from mnist_core.explain import Explainer
+from mnist_core.predict import Predictor
+from mnist_core.store import DEFAULT_MODEL
+x = np.zeros((28, 28), np.float32)
+x[4:24, 12:16] = 1  # a 1
+model = Predictor.load(DEFAULT_MODEL).model
+compiled = Explainer(model)
+first = compiled.saliency(x, 1)
+keras.backend.clear_session()  # what Streamlit does after every script run: TensorFlow's kernel cache is emptied
+again, maps = compiled.saliency(x, 1), compiled.activations(x)
+tf.config.experimental.enable_op_determinism()  # XLA has no deterministic MaxPool gradient: the plain graph
+plain = Explainer(model)
+ref, ref_maps = plain.saliency(x, 1), plain.activations(x)
+print(json.dumps({
+    "xla": compiled._ig._xla and compiled._taps._xla, "fallback": not plain._ig._xla,
+    "again": bool(np.array_equal(first.attribution, again.attribution)),
+    "saliency": float(np.abs(again.attribution - ref.attribution).max()),
+    "gain": abs(again.logit_gain - ref.logit_gain),
+    "maps": max(float(np.abs(a - b).max()) for a, b in zip(maps, ref_maps))}))
+"""
+
+
+def test_explanations_are_xla_programs_that_outlive_a_cleared_kernel_cache_and_match_the_plain_graph():
+    """In a fresh process (this one has op determinism on, from seeded training): the shipped model's saliency and
+    activation maps run as XLA programs, read the same after keras.backend.clear_session(), and agree with the
+    plain TensorFlow graph the explainer falls back to where XLA cannot compile."""
+    done = subprocess.run([sys.executable, "-c", XLA_CHECK], cwd=ROOT, capture_output=True, text=True, timeout=600,
+                          env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"})
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert result["xla"] and result["fallback"] and result["again"], result
+    assert result["saliency"] < 1e-3 and result["gain"] < 1e-3 and result["maps"] < 1e-3, result
