@@ -32,7 +32,8 @@ class Explainer:
         if len(convs) < 2:
             raise ValueError(f"Model {model.name!r} has {len(convs)} convolution layer(s); the explainer needs 2")
         self.model = model
-        self._first_kernel = convs[0].kernel
+        kernel = np.asarray(convs[0].kernel.numpy(), dtype=np.float32)  # (k, k, 1, filters); read once (below)
+        self._filters = np.moveaxis(kernel[:, :, 0, :], -1, 0)
         taps = keras.Model(model.inputs, [_activated(model, c).output for c in convs[:2]])
         alphas = tf.reshape(tf.linspace(0.0, 1.0, steps + 1), [-1, 1, 1, 1])
         self._lock = threading.Lock()
@@ -63,9 +64,11 @@ class Explainer:
                         logit_gain=float(gain))
 
     def first_filters(self) -> np.ndarray:
-        """The first convolution's kernels, (filters, k, k) for one input channel."""
-        kernel = np.asarray(self._first_kernel.numpy(), dtype=np.float32)  # (k, k, 1, filters)
-        return np.moveaxis(kernel[:, :, 0, :], -1, 0)
+        """The first convolution's kernels, (filters, k, k) for one input channel.
+
+        Read from the model once: reading a variable costs a few ms after TensorFlow's kernel cache is emptied
+        (see _Compiled), and an explainer's model never changes."""
+        return self._filters.copy()
 
     def activations(self, image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Feature maps (channels, h, w) after the first and second convolutions' nonlinearity."""

@@ -255,7 +255,7 @@ def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, head
     st.markdown(f"### {heading}: {digit}")
     st.markdown(f"{proba[digit]:.1%} sure")
     bars, seen = st.columns([3, 1], vertical_alignment="center")
-    bars.altair_chart(charts.probability_chart(proba), width="stretch")
+    bars.vega_lite_chart(charts.probability_spec(proba), width="stretch")
     seen.image(charts.upscale(x), caption="What the model sees (28×28)", width="stretch")
     st.caption(f"{caption} · answered in {ms:.0f} ms")
     return digit, float(proba[digit])
