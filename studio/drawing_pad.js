@@ -103,7 +103,7 @@ function picture(pad) { // a side × side PNG data URL: the canvas itself, or it
   return small.toDataURL("image/png");
 }
 
-function deliver(pad, tries) { // sent again until a run of the page says it read it: a busy server can drop a rerun
+function deliver(pad, tries) { // sent again until a run of the page says it read it: a busy server can leave it unread
   clearTimeout(pad.timer);
   pad.send("drawing", tries ? {...pad.sent, tries} : pad.sent);
   dispatchEvent(new Event(pad.event)); // for what else reads the drawing (studio/wake.py)

@@ -5,7 +5,7 @@ It sends its picture the moment a stroke ends, and after Undo or Clear, which em
 rest of an answer took: benchmarks/load.py.) The picture comes as a PNG data URL, tagged with the number of
 times the server has emptied the pad (a picture sent before the last of those is not read) and numbered:
 each run tells the pad the number it read, and the pad sends a picture again until a run has read it (under
-load, a Clear's rerun could be lost, leaving the old answer beside an empty pad).
+load, a Clear could go unread for many seconds, leaving the old answer beside an empty pad).
 """
 
 from __future__ import annotations

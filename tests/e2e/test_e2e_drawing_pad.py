@@ -153,8 +153,8 @@ def test_the_wake_rings_once_after_its_delay_or_right_after_the_pad_sends_a_pict
 
 
 def test_a_clear_whose_message_the_server_never_gets_still_removes_the_answer(browser, server):
-    """The pad's Clear empties it at once; its message to the server is dropped here (as a busy server can drop
-    a rerun), so the old answer stays until the pad sends the empty picture again, within RESEND_S."""
+    """The pad's Clear empties it at once; its message to the server is dropped here (standing in for one a busy
+    server leaves unread), so the old answer stays until the pad sends the empty picture again, within RESEND_S."""
     context = browser.new_context(viewport=VIEWPORT)
     page = context.new_page()
     dropping, dropped, resent = [False], [], []
