@@ -15,7 +15,7 @@ import streamlit as st
 PAD_SENT = "mnist-studio:pad-sent"  # the window event drawing_pad.js dispatches with each picture it sends
 
 JS = """
-const alarms = new Map(); // component key -> {timer, listener}: one alarm per fragment, however often it is drawn
+const alarms = new Map(); // component key -> {timer, listener, event}: one alarm per fragment, however often drawn
 
 function disarm(key) {
   const alarm = alarms.get(key);
@@ -31,9 +31,9 @@ export default function ({data, key, setTriggerValue}) {
   // After the pad's own message: its picture is read before the fragment that reads it again.
   const listener = () => setTimeout(ring, 0);
   addEventListener(data.event, listener);
-  const timer = data.ms === null ? null : setTimeout(ring, data.ms);
-  alarms.set(key, {timer, listener, event: data.event});
-  return () => disarm(key);
+  const alarm = {timer: data.ms === null ? null : setTimeout(ring, data.ms), listener, event: data.event};
+  alarms.set(key, alarm);
+  return () => { if (alarms.get(key) === alarm) disarm(key); }; // a superseded call's cleanup leaves the new one
 }
 """
 

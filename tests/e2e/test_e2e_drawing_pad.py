@@ -44,8 +44,9 @@ MOUNT = """async (source) => {
 WAKE_MOUNT = """async ([source, event]) => {
     const module = await import(URL.createObjectURL(new Blob([source], {type: 'text/javascript'})));
     let run = 0;
-    window.wake = (ms) => { module.default({data: {ms, event, run: ++run}, key: 'wake',
-                                            setTriggerValue: (name, value) => window.sent.push({name, value})}); };
+    window.wake = (ms) => { window.cleanups.push(module.default({data: {ms, event, run: ++run}, key: 'wake',
+        setTriggerValue: (name, value) => window.sent.push({name, value})})); };
+    window.cleanups = [];  // what each call returned, for Streamlit to call when the element goes
     window.render({side: %d, stroke: 18, clears: 0, read: null, event});
 }""" % CANVAS_PX
 INK = """() => { // the red channel of every pixel of the pad's canvas, and whether it is in the current parent
@@ -150,6 +151,9 @@ def test_the_wake_rings_once_after_its_delay_or_right_after_the_pad_sends_a_pict
     pad.evaluate("window.wake(300); window.wake(null)")  # a later run's alarm replaces the one before
     pad.wait_for_timeout(1_000)
     assert names() == ["rang", "drawing", "rang"]
+    pad.evaluate("window.wake(300); window.cleanups.at(-2)()")  # an earlier call's cleanup, run late
+    pad.wait_for_timeout(1_000)
+    assert names() == ["rang", "drawing", "rang", "rang"]  # the newer alarm still rings
 
 
 def test_a_clear_whose_message_the_server_never_gets_still_removes_the_answer(browser, server):

@@ -214,7 +214,8 @@ def test_live_reading_follows_the_network_in_training(fresh_server, open_page):
     expect(prediction_heading(page)).to_have_text(re.compile(r"Prediction: \d"), timeout=60_000)
     answer = prediction_heading(page).inner_text()
     # 2 epochs of 625 batches: the worker publishes its weights at the start, every 200 batches and
-    # at each epoch's end, about 9 times in ~20 s; the Draw tab polls every 1.5 s.
+    # at each epoch's end, about 9 times in ~20 s; the Draw tab reads the drawing again as they come
+    # (at most every 2 s).
     set_recipe(page, epochs=2, train_images=20_000, test_images=1_000)
     start_run(page)
     open_tab(page, "Draw")
