@@ -15,23 +15,28 @@ def main() -> None:
     with st.sidebar, guard.section("The sidebar"):  # a part that fails says so in one line; the rest is drawn
         sidebar.render()
 
-    # Every tab renders on every run, so no tab's widgets lose their state. The server knows which tab is open (a
-    # switch is one full run) only so that hidden live views stop redrawing themselves (studio.polling). The
-    # evaluation is cached once per model, and rendered last, so that a new model's first evaluation (a second
-    # or more) holds up no other tab.
+    # The Train and Draw tabs render on every run: their state lives partly in the browser (a drawing on the pad,
+    # an upload, the network designer's edits), which a tab that is not drawn would lose. The other three render
+    # only while open (studio.state keeps their widgets' choices): a full run of the page, such as a page opening,
+    # a tab switch or the end of a run, costs the server about a quarter as much (the Evaluate tab's chart was most
+    # of it; README, "Idle pages cost nothing"). The server knows which tab is open (a switch is one full run), so
+    # hidden live views also stop redrawing themselves (studio.polling).
     train, evaluate, gallery, draw, mine = st.tabs(
         [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
          ":material/draw: Draw", ":material/person_edit: My digits"], key="tabs", on_change="rerun")
     with train, guard.section("The Train tab"):
         train_tab.render(visible=bool(train.open))
-    with gallery, guard.section("The Gallery tab"):
-        gallery_tab.render()
+    if gallery.open:
+        with gallery, guard.section("The Gallery tab"):
+            gallery_tab.render()
     with draw, guard.section("The Draw tab"):
         draw_tab.render(visible=bool(draw.open))
-    with mine, guard.section("The My digits tab"):
-        my_digits_tab.render(visible=bool(mine.open))
-    with evaluate, guard.section("The Evaluate tab"):
-        evaluate_tab.render()
+    if mine.open:
+        with mine, guard.section("The My digits tab"):
+            my_digits_tab.render()
+    if evaluate.open:
+        with evaluate, guard.section("The Evaluate tab"):
+            evaluate_tab.render()
 
     with guard.section("The watcher of training runs"):
         watch.render()

@@ -11,6 +11,7 @@ from studio.paging import pager
 
 PAGE_SIZE = 20  # 2 rows x 10
 DIGIT_CHOICES = ["All"] + [str(d) for d in range(10)]
+SPLITS = ["train", "test"]
 
 
 @st.cache_data(max_entries=16, show_spinner=False)
@@ -55,11 +56,13 @@ def render() -> None:
     active = resources.active_model()
 
     c1, c2, c3 = st.columns([2, 2, 3], vertical_alignment="bottom")
-    c1.radio("Split", ["train", "test"], key="gallery_split", on_change=_first_page, horizontal=True,
-             format_func=lambda s: {"train": "Training set", "test": "Test set"}[s])
-    c2.selectbox("Digit", DIGIT_CHOICES, key="gallery_digit", on_change=_first_page,
-                 format_func=lambda d: "All digits" if d == "All" else d)
-    c3.checkbox("Show the active model's prediction", key="gallery_predictions",
+    # This tab is drawn only while open (app.py), so its widgets mount anew each time: their own defaults are the
+    # values the session keeps (studio.state), which a browser that mounts them late sends back (train_tab).
+    c1.radio("Split", SPLITS, index=SPLITS.index(ss["gallery_split"]), key="gallery_split", on_change=_first_page,
+             horizontal=True, format_func=lambda s: {"train": "Training set", "test": "Test set"}[s])
+    c2.selectbox("Digit", DIGIT_CHOICES, index=DIGIT_CHOICES.index(ss["gallery_digit"]), key="gallery_digit",
+                 on_change=_first_page, format_func=lambda d: "All digits" if d == "All" else d)
+    c3.checkbox("Show the active model's prediction", value=ss["gallery_predictions"], key="gallery_predictions",
                 disabled=active.predictor is None,
                 help="Each digit gets the model's answer above it; wrong ones are red.")
 

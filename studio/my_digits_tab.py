@@ -116,8 +116,8 @@ def _readings(model: str, mtime_ns: int, ids: bytes, _images: np.ndarray, _predi
     return _predictor.predict(to_float_images(_images)[..., 0])
 
 
-def render(visible: bool = True) -> None:
-    """`visible`: this tab is the one on screen (the fine-tune's progress redraws itself only then)."""
+def render() -> None:
+    """Drawn only while this tab is open (app.py): the fine-tune's progress redraws itself whenever it is."""
     try:
         store = resources.digit_store()
     except DigitsDatabaseError as exc:  # a corrupt file: say so, and keep the rest of the page working
@@ -147,7 +147,7 @@ def render(visible: bool = True) -> None:
         else:
             text += " · no model is loaded to read them"
         line.markdown(text)
-    _finetune(store, active, len(ids), visible)
+    _finetune(store, active, len(ids))
     if len(ids):
         st.divider()
         _gallery(store, readings)
@@ -165,7 +165,7 @@ def _counts_chart(counts: np.ndarray) -> alt.Chart:
     ).properties(height=150)
 
 
-def _finetune(store: DigitStore, active: resources.ActiveModel, n: int, visible: bool) -> None:
+def _finetune(store: DigitStore, active: resources.ActiveModel, n: int) -> None:
     job = resources.jobs().job
     running = job is not None and job.running
     reason = None
@@ -189,15 +189,14 @@ def _finetune(store: DigitStore, active: resources.ActiveModel, n: int, visible:
     _show_message("finetune")
     if running and job.config.is_finetune:
         with st.container(key="finetune-progress"):
-            polling.live(_progress, REFRESH_S, visible=visible)
+            polling.live(_progress, REFRESH_S, visible=True)
     with st.container(key="finetune-result"):
         _result()
 
 
 def _progress() -> None:
     """Drawn only while a fine-tune runs; when it ends, one full rerun shows the result and frees the button
-    (and that run no longer draws this fragment, so it cannot loop). A hidden tab's copy is not redrawn: the
-    watcher's full run catches the end."""
+    (and that run no longer draws this fragment, so it cannot loop)."""
     job = resources.jobs().job
     if job is None or not job.running:
         st.rerun(scope="app")
@@ -246,8 +245,9 @@ def _metric(column, label: str, before: float | None, after: float | None) -> No
 def _gallery(store: DigitStore, readings: dict[int, int]) -> None:
     ss = st.session_state
     pick, prev, following, info = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
-    pick.selectbox("Digit", DIGIT_CHOICES, key="mine_filter", on_change=_first_page,
-                   format_func=lambda d: "All digits" if d == "All" else d)
+    # index=: this tab mounts anew each time it opens (see gallery_tab)
+    pick.selectbox("Digit", DIGIT_CHOICES, index=DIGIT_CHOICES.index(ss["mine_filter"]), key="mine_filter",
+                   on_change=_first_page, format_func=lambda d: "All digits" if d == "All" else d)
     digit = None if ss["mine_filter"] == "All" else int(ss["mine_filter"])
     total = store.count() if digit is None else int(store.counts()[digit])
     pages = max(1, -(-total // PAGE_SIZE))

@@ -71,7 +71,13 @@ DEFAULTS = {
     "seen_state": None,
 }
 
+# The widgets of the tabs drawn only while open (app.py). Streamlit forgets a widget's value when a full run does not
+# draw it; a value the session sets itself is kept (the pattern of Streamlit's docs, "Widget behavior").
+KEPT_WIDGETS = ("gallery_split", "gallery_digit", "gallery_predictions", "mine_filter", "eval_true", "eval_pred")
+
 
 def init() -> None:
     for key, value in DEFAULTS.items():
         st.session_state.setdefault(key, value)
+    for key in KEPT_WIDGETS:
+        st.session_state[key] = st.session_state[key]

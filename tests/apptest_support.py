@@ -38,3 +38,11 @@ def run_app() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
     assert not at.exception, [e.value for e in at.exception]
     return at
+
+
+def open_tab(at: AppTest, word: str) -> AppTest:
+    """Open the tab whose label has `word` and run the page, as a click on the tab does (the Gallery, Evaluate and
+    My digits tabs are drawn only while open)."""
+    (label,) = [t.label for t in at.tabs if word in t.label]
+    at.session_state["tabs"] = label
+    return at.run()

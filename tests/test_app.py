@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from apptest_support import job_manager, run_app
+from apptest_support import job_manager, open_tab, run_app
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
@@ -439,7 +439,7 @@ def tiny_scores(saved_model, mnist):
 
 def test_evaluate_tab_scores_the_active_model(active, tiny_scores):
     ev = tiny_scores
-    at = run_app()
+    at = open_tab(run_app(), "Evaluate")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{ev.accuracy:.2%}"
     wrong = int((ev.predictions != ev.labels).sum())
@@ -461,7 +461,7 @@ def test_evaluate_tab_scores_the_active_model(active, tiny_scores):
 
 def test_evaluate_tab_cells_and_mistakes(active, tiny_scores):
     ev = tiny_scores
-    at = run_app()
+    at = open_tab(run_app(), "Evaluate")
     at.selectbox(key="eval_true").set_value(4).run()
     at.selectbox(key="eval_pred").set_value(9).run()
     n = len(ev.cell(4, 9))
@@ -483,7 +483,7 @@ def test_evaluate_tab_cells_and_mistakes(active, tiny_scores):
 def test_evaluation_is_computed_once_per_model(active):
     from studio import resources
 
-    at = run_app()
+    at = open_tab(run_app(), "Evaluate")
     first = {m.label: m.value for m in at.metric}["Test accuracy"]
     model = resources.active_model()
     assert resources.evaluation(model) is resources.evaluation(resources.active_model())  # cached
@@ -498,7 +498,7 @@ def test_evaluation_is_computed_once_per_model(active):
 
 def test_gallery_pages_filters_and_shuffles(active, mnist):
     (_, y_train), (_, y_test) = mnist
-    at = run_app()
+    at = open_tab(run_app(), "Gallery")
     assert grid_labels(at) == [int(v) for v in y_train[:20]]  # the tutorial's first 20 training digits
     assert any(c.value.startswith("Page 1 of 3,000") for c in at.caption)
 
@@ -520,6 +520,15 @@ def test_gallery_pages_filters_and_shuffles(active, mnist):
     caption = grid_caption(at)
     assert "model predictions:" in caption and re.search(r"\d+ of 20 wrong", caption)
     assert not at.exception
+
+    # The tab is drawn only while open; what was chosen in it is kept meanwhile
+    at = open_tab(at, "Draw")
+    assert "gallery_split" not in [r.key for r in at.radio]
+    assert not [c for img in at.image for c in img.captions if c.startswith("Labels:")]
+    at = open_tab(at, "Gallery")
+    assert (at.radio(key="gallery_split").value, at.selectbox(key="gallery_digit").value) == ("test", "3")
+    assert at.checkbox(key="gallery_predictions").value and grid_caption(at) == caption
+    assert at.radio(key="gallery_split").proto.default == 1  # the kept choice is its default (train_tab)
 
 
 # --- Draw tab -------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from apptest_support import APP, TIMEOUT, job_manager, run_app
+from apptest_support import APP, TIMEOUT, job_manager, open_tab, run_app
 from streamlit.testing.v1 import AppTest
 
 from mnist_core.digits_db import encode_png
@@ -121,7 +121,7 @@ def test_fine_tuning_is_locked_too(runs, password):
     image = np.zeros((28, 28), np.uint8)
     for i in range(12):
         store.add(i % 10, image, encode_png(image), "drawn", None)
-    at = run_app()
+    at = open_tab(run_app(), "My digits")
     button = _button(at, "finetune_btn")
     assert button.disabled and button.help == host.LOCKED
     _unlock(at, PASSWORD)

@@ -13,7 +13,7 @@ import time
 import numpy as np
 import pyarrow as pa
 import pytest
-from apptest_support import job_manager, run_app
+from apptest_support import job_manager, open_tab, run_app
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import finetune
@@ -55,6 +55,11 @@ def twelve(store, readable) -> tuple[list[int], list[int]]:
 
 
 
+def run_mine() -> AppTest:
+    """The page, on the My digits tab (drawn only while open)."""
+    return open_tab(run_app(), "My digits")
+
+
 def mine(at: AppTest):
     """The My digits tab."""
     (tab,) = [t for t in at.tabs if "My digits" in t.label]
@@ -73,7 +78,7 @@ def markdown(at: AppTest) -> list[str]:
 # --- the tests -------------------------------------------------------------------------------------------
 
 def test_empty_state_says_how_to_add_digits_and_cannot_fine_tune(runs):
-    at = run_app()
+    at = run_mine()
     infos = [i.value for i in at.info]
     assert any("Draw" in i and "import a zip" in i for i in infos), infos
     button = at.button(key="finetune_btn")
@@ -87,7 +92,7 @@ def test_empty_state_says_how_to_add_digits_and_cannot_fine_tune(runs):
 
 def test_counts_accuracy_gallery_and_the_wrong_mark(runs, twelve):
     ids, labels = twelve
-    at = run_app()
+    at = run_mine()
     assert any(m.startswith("**12** of your digits · the active model reads **92%** of them right (11 of 12)")
                for m in markdown(at)), markdown(at)
     # Newest first, every one with its id, label and reading; only the mislabelled one is read otherwise
@@ -105,7 +110,7 @@ def test_counts_accuracy_gallery_and_the_wrong_mark(runs, twelve):
 
 def test_the_counts_chart(runs, twelve):
     _, labels = twelve
-    at = run_app()
+    at = run_mine()
     (chart,) = mine(at).get("vega_lite_chart")
     arrow = [d.data.data for d in chart.proto.datasets] + [chart.proto.data.data]
     data = [pa.ipc.open_stream(b).read_all().to_pandas() for b in arrow if b]
@@ -116,7 +121,7 @@ def test_the_counts_chart(runs, twelve):
 def test_the_filter_shows_only_that_digit(runs, twelve):
     ids, labels = twelve
     digit = labels[1]
-    at = run_app()
+    at = run_mine()
     at.selectbox(key="mine_filter").set_value(str(digit)).run()
     shown = captions(at)
     expected = [i for i, label in zip(ids, labels) if label == digit]
@@ -127,7 +132,7 @@ def test_the_filter_shows_only_that_digit(runs, twelve):
 def test_pages_of_twenty(runs, store, readable):
     images, labels = readable
     ids = add_digits(store, np.concatenate([images, images]), np.concatenate([labels, labels]))  # 24
-    at = run_app()
+    at = run_mine()
     assert len(captions(at)) == 20 and at.button(key="mine_prev").disabled
     at.button(key="mine_next").click().run()
     assert [c.split(" · ")[0] for c in captions(at)] == [f"#{i}" for i in reversed(ids[:4])]
@@ -137,7 +142,7 @@ def test_pages_of_twenty(runs, store, readable):
 def test_relabel_changes_the_label_in_the_store(runs, store, twelve):
     ids, labels = twelve
     target = ids[0]
-    at = run_app()
+    at = run_mine()
     at.selectbox(key=f"mine_relabel_{target}").set_value((labels[0] - 1) % 10).run()  # saved on change
     assert not at.exception
     assert store.get(target).label == (labels[0] - 1) % 10
@@ -149,7 +154,7 @@ def test_relabel_changes_the_label_in_the_store(runs, store, twelve):
 def test_delete_asks_once_more_and_removes_the_digit(runs, store, twelve):
     ids, _ = twelve
     target = ids[3]
-    at = run_app()
+    at = run_mine()
     at.button(key=f"mine_delete_{target}").click().run()  # the confirm button inside the popover
     assert not at.exception
     with pytest.raises(KeyError):
@@ -162,7 +167,7 @@ def test_delete_asks_once_more_and_removes_the_digit(runs, store, twelve):
 def test_fine_tune_needs_enough_digits(runs, store, readable):
     images, labels = readable
     add_digits(store, images[:4], labels[:4])
-    at = run_app()
+    at = run_mine()
     button = at.button(key="finetune_btn")
     reason = f"Label at least {finetune.MIN_DIGITS} digits first: you have 4."
     assert button.disabled and button.help == reason and reason in [c.value for c in at.caption]
@@ -176,7 +181,7 @@ def test_import_a_zip_made_by_export(runs, store, readable, tmp_path):
     other = DigitStore(tmp_path / "other" / "digits.sqlite")
     add_digits(other, images[:3], labels[:3])
     data = other.export_zip()
-    at = run_app()
+    at = run_mine()
     at.file_uploader(key="mine_import").set_value(("my-digits.zip", data, "application/zip")).run()
     assert store.count() == 0  # uploading alone imports nothing
     at.button(key="mine_import_btn").click().run()
@@ -207,7 +212,7 @@ def test_import_lists_skipped_files(runs, store, readable, tmp_path):
             if item.filename == "labels.csv":
                 text += b"digits/missing.png,3,drawn,,,,,\n"
             dst.writestr(item, text)
-    at = run_app()
+    at = run_mine()
     at.file_uploader(key="mine_import").set_value(("some.zip", buf.getvalue(), "application/zip")).run()
     at.button(key="mine_import_btn").click().run()
     assert "Imported 2 digits · 1 skipped." in [s.value for s in at.success]
@@ -218,7 +223,7 @@ def test_import_lists_skipped_files(runs, store, readable, tmp_path):
 
 def test_fine_tune_runs_and_shows_before_and_after(runs, store, twelve, monkeypatch):
     monkeypatch.setattr(finetune, "EPOCHS", 1)  # read by the page when it makes the config: a quick job
-    at = run_app()
+    at = run_mine()
     assert not at.container(key="finetune-result").metric  # no fine-tune yet
     at.button(key="finetune_btn").click().run()
     assert not at.exception, [e.value for e in at.exception]
@@ -269,7 +274,7 @@ def test_fine_tune_runs_and_shows_before_and_after(runs, store, twelve, monkeypa
 
 def test_stop_ends_the_fine_tune(runs, store, twelve, monkeypatch):
     monkeypatch.setattr(finetune, "EPOCHS", 3)  # long enough that the click lands before the end
-    at = run_app()
+    at = run_mine()
     at.button(key="finetune_btn").click().run()
     job = job_manager().job
     # A spawned process imports TensorFlow before its first batch: seconds, so the click lands while it runs
@@ -293,7 +298,7 @@ def test_stop_ends_the_fine_tune(runs, store, twelve, monkeypatch):
 def test_a_failed_fine_tune_says_why(runs, store):
     config = TrainConfig.for_finetune(str(DEFAULT_MODEL), str(store.path))
     runs.record(config, None, "failed", "Training failed: the disk is full. The active model is unchanged.", None)
-    at = run_app()
+    at = run_mine()
     errors = [e.value for e in at.container(key="finetune-result").error]
     assert errors == ["The last fine-tune failed: Training failed: the disk is full. The active model is unchanged."]
     assert not at.container(key="finetune-result").metric  # no before → after to show
@@ -302,7 +307,7 @@ def test_a_failed_fine_tune_says_why(runs, store):
 def test_a_corrupt_digits_file_is_an_error_and_the_page_still_works(runs):
     runs.root.mkdir(parents=True)
     (runs.root / "digits.sqlite").write_bytes(b"this is not a database" * 100)
-    at = run_app()
+    at = run_mine()
     errors = [e.value for e in mine(at).error]
     assert any(e.startswith("Your digits cannot be read:") and "digits.sqlite" in e for e in errors), errors
     assert at.button(key="train_btn")  # the other tabs render
