@@ -37,10 +37,31 @@ def test_a_job_trains_publishes_keeps_and_logs(manager):
     assert manager.runs.active_path() == job.saved.path.resolve()
     published = job.weights.latest()
     assert published.step == 32 and published.epoch == 1.0  # 1,000 images in batches of 32
+    assert [b.step for b in snap.batches] == list(range(1, 33))  # every batch, sent in bundles, replayed in order
     (record,) = manager.runs.history()
     assert record.status == "completed" and record.model == str(job.saved.path.resolve())
     assert record.test_accuracy == job.result.test_accuracy
     assert manager.start(SMALL) is not job  # the slot is free again
+
+
+def test_the_process_sends_batches_in_bundles_and_before_any_other_change(monkeypatch):
+    import queue
+
+    monkeypatch.setattr(jobs, "BATCHES_EVERY_S", 60.0)
+    messages = queue.Queue()
+    progress = jobs._ForwardedProgress(messages)
+    progress.begin(1, 100, 32)
+    progress.begin_epoch(1)
+    for b in range(1, 51):
+        progress.record_batch(b, 0.5, 0.9)
+    progress.set_message("evaluating on the test set")
+    sent = [messages.get_nowait() for _ in range(messages.qsize())]
+    assert [m[0] for m in sent] == ["progress", "progress", "batches", "progress"]
+    assert [args[0] for args in sent[2][1]] == list(range(1, 51)) and sent[3][1] == "set_message"
+
+    monkeypatch.setattr(jobs, "BATCHES_EVERY_S", 0.0)
+    progress.record_batch(51, 0.5, 0.9)  # a bundle is due: sent at once
+    assert messages.get_nowait() == ("batches", [(51, 0.5, 0.9)])
 
 
 def test_a_kept_run_prunes_models_beyond_the_newest_n(manager, trained, monkeypatch):
