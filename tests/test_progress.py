@@ -128,6 +128,25 @@ def test_concurrent_reader_during_real_training():
     assert outcome["result"].history == final.epochs_done
 
 
+def test_a_long_run_keeps_evenly_spaced_batches_and_the_latest(monkeypatch):
+    from mnist_core import progress
+
+    monkeypatch.setattr(progress, "BATCH_POINTS_KEPT", 8)
+    p = TrainingProgress()
+    p.begin(epochs=1, batches_per_epoch=1000, batch_size=32)
+    p.begin_epoch(1)
+    for b in range(1, 8):
+        p.record_batch(b, 1.0, 0.5)
+    assert [b.step for b in p.snapshot().batches] == list(range(1, 8))  # every batch, under the limit
+    for b in range(8, 101):
+        p.record_batch(b, 1.0 / b, 0.5)
+    steps = [b.step for b in p.snapshot().batches]
+    assert steps == [1, 17, 33, 49, 65, 81, 97, 100]  # every 16th, then the latest
+    assert p.snapshot().batches[-1].loss == pytest.approx(0.01)
+    p.record_batch(101, 1.0, 0.5)
+    assert [b.step for b in p.snapshot().batches][-2:] == [97, 101]
+
+
 def test_steps_count_batches_with_steps_per_execution():
     """With several batches per compiled call, points still carry global batch numbers."""
     config = TrainConfig(train_subset=1000, test_subset=100, epochs=2, batch_size=100, steps_per_execution=4)
