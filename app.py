@@ -18,9 +18,9 @@ def main() -> None:
     # The Train and Draw tabs render on every run: their state lives partly in the browser (a drawing on the pad,
     # an upload, the network designer's edits), which a tab that is not drawn would lose. The other three render
     # only while open (studio.state keeps their widgets' choices): a full run of the page, such as a page opening,
-    # a tab switch or the end of a run, costs the server about a quarter as much (the Evaluate tab's chart was most
-    # of it; README, "Idle pages cost nothing"). The server knows which tab is open (a switch is one full run), so
-    # hidden live views also stop redrawing themselves (studio.polling).
+    # a tab switch or the end of a run, costs the server about a third as much (README, "Tabs drawn only while
+    # open"). The server knows which tab is open (a switch is one full run), so hidden live views also stop
+    # redrawing themselves (studio.polling).
     train, evaluate, gallery, draw, mine = st.tabs(
         [":material/model_training: Train", ":material/analytics: Evaluate", ":material/grid_view: Gallery",
          ":material/draw: Draw", ":material/person_edit: My digits"], key="tabs", on_change="rerun")
