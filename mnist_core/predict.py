@@ -10,6 +10,10 @@ import tensorflow as tf
 
 from mnist_core.store import load_model
 
+# Images per call when reading many: as fast here as 2,048, and TensorFlow's allocator keeps far less afterwards (a
+# reading of the 10,000 test images grew the process by 52 MB, against 435 MB in batches of 2,048).
+BATCH = 256
+
 
 class Predictor:
     """Holds a model; predict_proba() takes one (28, 28) image or a batch (N, 28, 28) in [0, 1]."""
@@ -37,7 +41,7 @@ class Predictor:
         """From a .keras file; None is the project's shipped default model."""
         return cls(load_model(path))
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = 2048) -> np.ndarray:
+    def predict_proba(self, x: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
         """Probabilities (N, 10), rows summing to 1."""
         batch = as_batch(x)
         if len(batch) == 0:
