@@ -24,16 +24,19 @@ Reported per case:
                within 5 s: studio/drawing_pad.js), pages that did not open, the
                machine's load average, the slowest /_stcore/health answer (probed every 2 s), phase times
   images/s     the run's training speed: full epochs × training images / training seconds of the last full
-               epoch (runs.jsonl), and its ratio to the same run alone on the server ("solo" row, 0 pages)
+               epoch (runs.jsonl), and its ratio to the same run alone on the server (the mean of the two
+               "solo" rows, 0 pages)
 
 A training case: the teacher's page (open throughout, its Train tab filled in once: the seed preset,
 --train-images, 500 test images, 100 epochs) presses Train once the drawing pages are open and goes to the
 Gallery tab; each drawing page waits for the Draw tab's in-training column, then drawing starts; at the end
 the teacher presses Stop, the run is read back from runs.jsonl, and the shipped model is made active again
 (active.json removed) so that every case is read by the same model. The "solo" case is that run with no
-drawing page, first, for the same time. --open-pages N (default 10, 0 for none) adds one more training case
-right after it: N pages opened on the Draw tab and left alone for the same time (pupils who are not drawing),
-so the run's images/s with them shows what idle pages cost training (target: within 15% of solo).
+drawing page, for the same time, first and again after all the others ("solo again"): on this shared machine
+one solo run varied from 4,400 to 6,900 images/s between two benchmark runs. --open-pages N (default 10, 0 for
+none) adds one more training case right after the first: N pages opened on the Draw tab and left alone for the
+same time (pupils who are not drawing), so the run's images/s with them shows what idle pages cost training
+(target: within 15% of solo).
 --quick: pages 1 and 2, 15 s a case, 10,000 training images, no open-pages case.
 
 Bounded in time: a case's pages get 90 s + 15 s a page to open (those still loading are left out), drawings
@@ -176,6 +179,7 @@ class Case:
     training: bool
     seconds: float
     drawing: bool = True  # False: the pages are opened on the Draw tab and left alone
+    again: bool = False  # the solo run once more, after all the other cases
     drawings: int = 0
     p50_ms: float | None = None
     p95_ms: float | None = None
@@ -202,7 +206,7 @@ class Case:
     @property
     def name(self) -> str:
         if self.pages == 0:
-            return "solo"
+            return "solo again" if self.again else "solo"
         return f"{self.pages} {'' if self.drawing else 'open '}{'training' if self.training else 'idle'}"
 
 
@@ -540,12 +544,13 @@ async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
 
 
 async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: MemorySampler, host: Page | None,
-                   pages_n: int, seconds: float, seed: int, stroke_px: float, drawing: bool = True) -> Case:
+                   pages_n: int, seconds: float, seed: int, stroke_px: float, drawing: bool = True,
+                   again: bool = False) -> Case:
     """`pages_n` drawing pages (or, if not `drawing`, pages left alone on the Draw tab) for `seconds`; with a
-    training run started (and stopped) by `host` if given.
+    training run started (and stopped) by `host` if given. `again`: the solo run repeated at the end.
 
     A failure is reported in the case's errors; the run, if started, is stopped whatever happens."""
-    case = Case(pages=pages_n, training=host is not None, seconds=seconds, drawing=drawing)
+    case = Case(pages=pages_n, training=host is not None, seconds=seconds, drawing=drawing, again=again)
     started = time.monotonic()
     print(f"case {case.name}: opening {pages_n} page(s)…", flush=True)
     gate = asyncio.Semaphore(OPEN_AT_ONCE)
@@ -639,6 +644,7 @@ def table(cases: list[Case]) -> str:
     for c in cases:
         drew = c.pages and c.drawing
         pages = f"{c.pages}" if c.drawing else f"{c.pages} open, not drawing"
+        pages += ", again" if c.again else ""
         lines.append(f"| {pages} | {'yes' if c.training else 'no'} | {c.drawings if drew else '–'} | "
                      f"{fmt(c.p50_ms)} | {fmt(c.p95_ms)} | {c.unanswered if drew else '–'} | "
                      f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.server_cores, 2)} | "
@@ -702,8 +708,8 @@ def server_log_problems(log: Path, limit: int = 15) -> list[str]:
 async def benchmark(pages_list: list[int], seconds: float, training: bool, train_images: int, seed: int,
                     log: Path | None, budget_s: float, json_path: Path | None = None, open_pages: int = 0,
                     stroke_px: float = STROKE_STEP_PX) -> tuple[list[Case], list[str], list[str]]:
-    """The cases in order (solo run, `open_pages` pages left alone with the run, then each N idle and training);
-    cases not begun within budget_s are skipped."""
+    """The cases in order (solo run, `open_pages` pages left alone with the run, then each N idle and training,
+    then the solo run again); cases not begun within budget_s are skipped, except that last solo run."""
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         runs_dir = Path(tmp) / "runs"
@@ -746,10 +752,15 @@ async def benchmark(pages_list: list[int], seconds: float, training: bool, train
                             cases.append(await run_case(browser, url, runs_dir, sampler, host if with_run else None,
                                                         n, seconds, seed, stroke_px))
                             write_json(json_path, cases, partial=True)  # what is done survives an interruption
+                    if training:
+                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed,
+                                                    stroke_px, again=True))
+                        write_json(json_path, cases, partial=True)
                 finally:
                     await browser.close()
         problems = server_log_problems(log)
-    solo = next((c.images_per_s for c in cases if c.pages == 0), None)
+    solos = [c.images_per_s for c in cases if c.pages == 0 and c.images_per_s]
+    solo = sum(solos) / len(solos) if solos else None
     for c in cases:
         if c.images_per_s is not None and solo:
             c.vs_solo = c.images_per_s / solo
