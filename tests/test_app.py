@@ -469,6 +469,8 @@ def test_evaluate_tab_cells_and_mistakes(active, tiny_scores):
     at.selectbox(key="eval_pred").set_value(4).run()
     n = len(ev.cell(4, 4))
     assert any(c.value.startswith(f"{n:,} 4s read correctly; the 40 the model was surest of") for c in at.caption)
+    open_tab(open_tab(at, "Gallery"), "Evaluate")  # drawn only while open: the cell shown is kept
+    assert (at.selectbox(key="eval_true").value, at.selectbox(key="eval_pred").value) == (4, 4)
 
     wrong = len(ev.mistakes())
     pages = -(-wrong // 40)

@@ -127,6 +127,8 @@ def test_the_filter_shows_only_that_digit(runs, twelve):
     expected = [i for i, label in zip(ids, labels) if label == digit]
     assert [c.split(" · ")[0] for c in shown] == [f"#{i}" for i in reversed(expected)]
     assert all(f"label {digit}" in c for c in shown)
+    open_tab(open_tab(at, "Draw"), "My digits")  # the tab is drawn only while open: the filter is kept
+    assert at.selectbox(key="mine_filter").value == str(digit) and captions(at) == shown
 
 
 def test_pages_of_twenty(runs, store, readable):
