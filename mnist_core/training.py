@@ -26,6 +26,13 @@ SCHEDULES = ("constant", "onecycle")
 CUSTOM_RECIPE = "seed"  # a designed network starts from the tutorial's recipe
 
 
+def preset_recipe(name: str) -> dict:
+    """The TrainConfig fields a preset sets (its training recipe); "custom" takes CUSTOM_RECIPE's."""
+    p = get_preset(CUSTOM_RECIPE if name == CUSTOM else name)
+    return dict(epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate, schedule=p.schedule,
+                precision=p.precision, augment=p.augment, augment_style=p.augment_style, augment_slant=p.augment_slant)
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """Everything that decides a training run. The defaults are the TensorFlow tutorial's recipe."""
@@ -85,11 +92,7 @@ class TrainConfig:
     @classmethod
     def for_preset(cls, name: str, **overrides) -> "TrainConfig":
         """The preset's own recipe, with any field overridden; "custom" (give `layers`) takes CUSTOM_RECIPE's."""
-        p = get_preset(CUSTOM_RECIPE if name == CUSTOM else name)
-        recipe = dict(preset=name, epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate,
-                      schedule=p.schedule, precision=p.precision, augment=p.augment,
-                      augment_style=p.augment_style, augment_slant=p.augment_slant)
-        return cls(**{**recipe, **overrides})
+        return cls(**{"preset": name, **preset_recipe(name), **overrides})
 
     @classmethod
     def for_finetune(cls, parent: str, my_digits: str, **overrides) -> "TrainConfig":

@@ -7,10 +7,9 @@ import streamlit as st
 
 from mnist_core.data import to_float_images
 from studio import charts, guard, resources
-from studio.paging import pager
+from studio.paging import DIGIT_CHOICES, pager
 
 PAGE_SIZE = 20  # 2 rows x 10
-DIGIT_CHOICES = ["All"] + [str(d) for d in range(10)]
 SPLITS = ["train", "test"]
 
 

@@ -15,11 +15,10 @@ from mnist_core.jobs import JobAlreadyRunning
 from mnist_core.store import ModelFileError, utc_minute
 from mnist_core.training import TrainConfig
 from studio import charts, guard, host, polling, resources
-from studio.paging import pager
+from studio.paging import DIGIT_CHOICES, pager
 
 PAGE_SIZE = 20  # 4 rows of 5: each digit carries its own widgets, so few per page keeps reruns fast
 COLUMNS = 5
-DIGIT_CHOICES = ["All"] + [str(d) for d in range(10)]
 REFRESH_S = 1.0  # progress redraw interval while a fine-tune runs and this tab is open
 RED = np.array([255, 85, 85], np.uint8)
 

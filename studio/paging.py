@@ -1,8 +1,13 @@
-"""Previous / Next buttons for a page number kept in session state (Gallery, Evaluate's mistakes)."""
+"""Previous / Next buttons for a page number kept in session state (Gallery, Evaluate's mistakes, My digits), and
+the choices of a gallery's digit filter."""
 
 from __future__ import annotations
 
 import streamlit as st
+
+from mnist_core.model import NUM_CLASSES
+
+DIGIT_CHOICES = ["All", *(str(d) for d in range(NUM_CLASSES))]  # every digit, or one
 
 
 def _turn(state_key: str, delta: int, pages: int) -> None:

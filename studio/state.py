@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import streamlit as st
 
-from mnist_core.model import PRESETS
-from mnist_core.spec import CUSTOM, PRESET_LAYERS
-from mnist_core.training import CUSTOM_RECIPE
+from mnist_core.spec import PRESET_LAYERS
+from mnist_core.training import preset_recipe
 
 FULL_TRAIN = 60_000  # MNIST's training split
 FULL_TEST = 10_000  # MNIST's test split
@@ -14,17 +13,9 @@ DEFAULT_PRESET = "seed"
 
 
 def recipe(preset: str) -> dict:
-    """The preset's training recipe as widget values (the tutorial's for "seed", and for a designed network)."""
-    p = PRESETS[CUSTOM_RECIPE if preset == CUSTOM else preset]
-    return {
-        "train_epochs": p.epochs,
-        "train_batch_size": p.batch_size,
-        "train_learning_rate": p.learning_rate,
-        "train_schedule": p.schedule,
-        "train_augment": p.augment,
-        "train_augment_slant": p.augment_slant,
-        "train_augment_style": p.augment_style,
-    }
+    """The preset's training recipe as the Train tab's widget values ("train_" and the TrainConfig field; the
+    precision has no widget)."""
+    return {f"train_{field}": value for field, value in preset_recipe(preset).items() if field != "precision"}
 
 
 DEFAULTS = {
