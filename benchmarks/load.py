@@ -19,6 +19,10 @@ Reported per case:
   wrong        an answer came, but not the digit drawn (a misreading or a stale answer)
   server MB    peak RSS of the streamlit server process (sampled every 0.5 s); children MB: its child
                processes together (the training process), in the JSON and the notes under the table
+  cores        CPU seconds per second of the case's timed part, by part of the machine: the server process,
+               Chromium's processes (the pages' browsers), the whole machine (whatever used it; 2.00 = both
+               cores of this box busy), and in the notes the training process and Playwright's driver with this
+               script (/proc, sampled every 0.5 s)
   notes        Clear failures (a Clear that left the old answer or a second canvas on the page, or showed no
                hint within 15 s: the page is loaded again), pictures the pad sent again (no run had read them
                within 5 s: studio/drawing_pad.js), pages that did not open, the
@@ -192,6 +196,7 @@ class Case:
     errors: list[str] = field(default_factory=list)
     server_peak_mb: float | None = None
     server_cores: float | None = None  # the server process's CPU seconds per second while the pages drew
+    cores: dict[str, float] = field(default_factory=dict)  # the same for each part of the machine (CpuMeter)
     children_peak_mb: float | None = None
     full_epochs: int | None = None
     images_per_s: float | None = None
@@ -229,31 +234,82 @@ def rss_mb(pid: int) -> float:
     return 0.0
 
 
-def cpu_seconds(pid: int) -> float:
-    """CPU time (user + system) the process itself has used so far, seconds (its children not counted)."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime: clock ticks
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def descendants(pid: int) -> list[int]:
-    parents: dict[int, int] = {}
+def process_table() -> dict[int, tuple[int, str, float]]:
+    """pid -> (parent pid, command name, CPU seconds used so far: user + system) for every process on the machine."""
+    table = {}
+    tick = os.sysconf("SC_CLK_TCK")
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
                 stat = (entry / "stat").read_text()
-                parents[int(entry.name)] = int(stat.rsplit(")", 1)[1].split()[1])
+                fields = stat.rsplit(")", 1)[1].split()
+                table[int(entry.name)] = (int(fields[1]), stat[stat.index("(") + 1:stat.rindex(")")],
+                                          (int(fields[11]) + int(fields[12])) / tick)  # ppid, comm, utime + stime
             except (OSError, IndexError, ValueError):
                 continue
-    found, todo = [], [pid]
+    return table
+
+
+def descendants(table: dict[int, tuple[int, str, float]], pid: int) -> set[int]:
+    found, todo = set(), [pid]
     while todo:
         p = todo.pop()
-        kids = [c for c, pp in parents.items() if pp == p]
-        found += kids
+        kids = [c for c, (parent, _, _) in table.items() if parent == p]
+        found.update(kids)
         todo += kids
     return found
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds the machine's cores have spent busy since boot (/proc/stat: user, nice, system, irq, softirq)."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:8]]
+    return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # less idle and iowait
+
+
+PARTS = ("server", "training", "browsers", "driver")  # where a case's CPU went
+
+
+class CpuMeter:
+    """Cores each part kept busy between start() and read() (CPU seconds / wall seconds): the server process, its
+    children (the training process), Chromium's processes, and the rest of this benchmark's own tree (Playwright's
+    driver and this script). Sampled: a process that ends loses what it used since the last sample."""
+
+    def __init__(self, server: int | None) -> None:
+        self.server = server
+        self._seen: dict[int, float] = {}
+        self._used = dict.fromkeys(PARTS, 0.0)
+        self._since = self._busy_since = 0.0
+
+    def _part(self, pid: int, name: str, training: set[int], ours: set[int]) -> str | None:
+        if pid == self.server:
+            return "server"
+        if pid in training:
+            return "training"
+        if pid in ours:
+            return "browsers" if "chrom" in name.lower() else "driver"
+        return None
+
+    def sample(self, table: dict[int, tuple[int, str, float]], first: bool = False) -> None:
+        training = descendants(table, self.server) if self.server else set()
+        ours = descendants(table, os.getpid()) | {os.getpid()}
+        for pid, (_, name, cpu) in table.items():
+            part = self._part(pid, name, training, ours)
+            if part is None:
+                continue
+            before = self._seen.get(pid, cpu if first else 0.0)  # a process born during the case counts from 0
+            self._seen[pid] = cpu
+            self._used[part] += max(0.0, cpu - before)
+
+    def start(self, table: dict[int, tuple[int, str, float]]) -> None:
+        self._seen, self._used = {}, dict.fromkeys(PARTS, 0.0)
+        self._since, self._busy_since = time.monotonic(), machine_busy_seconds()
+        self.sample(table, first=True)
+
+    def read(self) -> dict[str, float]:
+        """Cores per part, and "machine": all the machine's busy cores, whatever used them."""
+        wall = max(1e-9, time.monotonic() - self._since)
+        return {**{k: round(v / wall, 2) for k, v in self._used.items()},
+                "machine": round((machine_busy_seconds() - self._busy_since) / wall, 2)}
 
 
 def _health(url: str) -> None:
@@ -261,29 +317,33 @@ def _health(url: str) -> None:
         response.read()
 
 
-class MemorySampler:
-    """Peak RSS of the server and of its children together, sampled every `every` s while running, and the cores
-    the server process itself kept busy (CPU seconds / wall seconds) from start() to stop()."""
+class Sampler:
+    """Every `every` s while running: peak RSS of the server and of its children together, the machine's load
+    average, the server's /_stcore/health (every 2 s); and from start() to stop() the cores each part of the
+    machine kept busy (CpuMeter)."""
 
     def __init__(self, pid: int | None, url: str | None = None, every: float = 0.5) -> None:
         self.pid, self.url, self.every = pid, url, every
         self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
         self.health_failures = 0
-        self.server_cores: float | None = None
+        self.cores: dict[str, float] | None = None
+        self._cpu = CpuMeter(pid)
         self._task: asyncio.Task | None = None
-        self._cpu_since = (0.0, 0.0)
 
-    def sample(self) -> None:
+    def sample(self, table: dict[int, tuple[int, str, float]] | None = None) -> None:
         self.load_peak = max(self.load_peak, os.getloadavg()[0])
         if self.pid is None:
             return
+        table = process_table() if table is None else table
         self.server_peak = max(self.server_peak, rss_mb(self.pid))
-        self.children_peak = max(self.children_peak, sum(rss_mb(c) for c in descendants(self.pid)))
+        self.children_peak = max(self.children_peak, sum(rss_mb(c) for c in descendants(table, self.pid)))
 
     async def _loop(self) -> None:
         n = 0
         while True:
-            self.sample()
+            table = process_table()
+            self.sample(table)
+            self._cpu.sample(table)
             if self.url and n % 4 == 0:  # every 2 s: is the server answering HTTP at all?
                 started = time.monotonic()
                 try:
@@ -297,8 +357,8 @@ class MemorySampler:
     def start(self) -> None:
         self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
         self.health_failures = 0
-        self.server_cores = None
-        self._cpu_since = (cpu_seconds(self.pid) if self.pid else 0.0, time.monotonic())
+        self.cores = None
+        self._cpu.start(process_table())
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
@@ -309,9 +369,9 @@ class MemorySampler:
             except asyncio.CancelledError:
                 pass
             self._task = None
-            if self.pid:
-                cpu, since = self._cpu_since
-                self.server_cores = (cpu_seconds(self.pid) - cpu) / max(1e-9, time.monotonic() - since)
+            table = process_table()
+            self._cpu.sample(table)
+            self.cores = self._cpu.read()
         self.sample()
 
 
@@ -543,7 +603,7 @@ async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
         case.images_per_s = len(history) * subset / history[-1]["train_seconds"]
 
 
-async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: MemorySampler, host: Page | None,
+async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler, host: Page | None,
                    pages_n: int, seconds: float, seed: int, stroke_px: float, drawing: bool = True,
                    again: bool = False) -> Case:
     """`pages_n` drawing pages (or, if not `drawing`, pages left alone on the Draw tab) for `seconds`; with a
@@ -621,7 +681,8 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: MemorySa
     case.server_peak_mb = round(sampler.server_peak, 1) if sampler.pid else None
     case.children_peak_mb = round(sampler.children_peak, 1) if sampler.pid else None
     case.load_peak = round(sampler.load_peak, 1)
-    case.server_cores = None if sampler.server_cores is None else round(sampler.server_cores, 2)
+    case.cores = sampler.cores or {}
+    case.server_cores = case.cores.get("server") if sampler.pid else None
     case.health_max_ms = round(sampler.health_max_ms)
     case.health_failures = sampler.health_failures
     case.wall_s = round(time.monotonic() - started, 1)
@@ -639,8 +700,8 @@ def fmt(value: float | None, digits: int = 0) -> str:
 
 def table(cases: list[Case]) -> str:
     lines = ["| pages | training | drawings | p50 ms | p95 ms | unanswered | wrong | server peak MB | server cores "
-             "| run images/s | vs solo |",
-             "|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| browser cores | machine cores | run images/s | vs solo |",
+             "|---:|:---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for c in cases:
         drew = c.pages and c.drawing
         pages = f"{c.pages}" if c.drawing else f"{c.pages} open, not drawing"
@@ -648,6 +709,7 @@ def table(cases: list[Case]) -> str:
         lines.append(f"| {pages} | {'yes' if c.training else 'no'} | {c.drawings if drew else '–'} | "
                      f"{fmt(c.p50_ms)} | {fmt(c.p95_ms)} | {c.unanswered if drew else '–'} | "
                      f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.server_cores, 2)} | "
+                     f"{fmt(c.cores.get('browsers'), 2)} | {fmt(c.cores.get('machine'), 2)} | "
                      f"{fmt(c.images_per_s)} | {'–' if c.vs_solo is None else f'{c.vs_solo:.2f}'} |")
     return "\n".join(lines)
 
@@ -657,6 +719,8 @@ def notes(c: Case) -> str:
              f"children peak {fmt(c.children_peak_mb)} MB" if c.training else "",
              f"only {c.pages_opened} page(s) opened" if c.pages_opened < c.pages else "",
              f"max {fmt(c.max_ms)} ms" if c.pages else "",
+             f"cores: training process {fmt(c.cores.get('training'), 2)}, Playwright and this script "
+             f"{fmt(c.cores.get('driver'), 2)}" if c.cores else "",
              f"load average up to {fmt(c.load_peak, 1)}",
              f"health probe up to {fmt(c.health_max_ms)} ms"
              + (f", {c.health_failures} unanswered" if c.health_failures else ""),
@@ -719,7 +783,7 @@ async def benchmark(pages_list: list[int], seconds: float, training: bool, train
         with run_server(runs_dir, log) as url:
             assert url.startswith("http://127.0.0.1:"), url
             print(f"server at {url} up in {time.monotonic() - t0:.0f} s", flush=True)
-            sampler = MemorySampler(server_pid(url), url)
+            sampler = Sampler(server_pid(url), url)
             cases: list[Case] = []
             async with async_playwright() as pw:
                 browser = await pw.chromium.launch(executable_path=chromium_path(), headless=True,

@@ -8,6 +8,7 @@ shown with `pytest -s` or when the test fails.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -52,6 +53,19 @@ def test_every_page_case_drew_and_was_answered(quick):
         assert case["exception_boxes"] == 0, case
         assert case["server_peak_mb"] and case["server_peak_mb"] > 100, case  # the server's RSS was sampled
         assert case["server_cores"] is not None and 0 < case["server_cores"] < 2, case  # its CPU was measured
+
+
+def test_cores_are_split_by_part_of_the_machine(quick):
+    for case in quick["json"]["cases"]:
+        cores = case["cores"]
+        assert set(cores) == {"server", "training", "browsers", "driver", "machine"}, case
+        parts = cores["server"] + cores["training"] + cores["browsers"] + cores["driver"]
+        assert 0 < parts <= cores["machine"] * 1.1 + 0.1, case  # the parts are some of what the machine did
+        assert cores["machine"] <= os.cpu_count() + 0.05, case
+        if case["pages"]:
+            assert cores["browsers"] > 0.02, case  # the pages' drawing and answers cost their Chromium
+        if case["training"]:
+            assert cores["training"] > 0.2, case  # the training process, not the server, trains
 
 
 def test_one_idle_page_gets_every_drawing_read_right(quick):
