@@ -54,7 +54,6 @@ def twelve(store, readable) -> tuple[list[int], list[int]]:
     return add_digits(store, images, labels), labels
 
 
-
 def run_mine() -> AppTest:
     """The page, on the My digits tab (drawn only while open)."""
     return open_tab(run_app(), "My digits")
