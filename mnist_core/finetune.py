@@ -23,6 +23,11 @@ MIN_DIGITS = 10  # the fewest labelled digits worth a fine-tune
 SCRATCH_USER_SHARE = 0.02  # training from scratch: the user's digits, repeated, make this share of the images
 
 
+def is_finetune(config: dict) -> bool:
+    """A recorded run's or saved model's config (TrainConfig.to_dict()) is a fine-tune's: it names its parent."""
+    return config.get("parent") is not None
+
+
 @dataclass(frozen=True)
 class UserSplit:
     """The user's digits, split into the ones trained on and the ones held out (uint8 images)."""

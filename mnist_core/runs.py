@@ -15,6 +15,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from mnist_core import finetune
 from mnist_core.jsonfields import NUMBER_OR_NULL, OBJECT, TEXT, Field, problem
 from mnist_core.progress import EpochPoint
 from mnist_core.store import (DEFAULT_MODEL, ModelFileError, ModelInfo, read_info, save_model, sidecar_path,
@@ -43,7 +44,7 @@ class RunRecord:
 
     @property
     def is_finetune(self) -> bool:
-        return self.config.get("parent") is not None
+        return finetune.is_finetune(self.config)
 
     @property
     def full_epochs(self) -> int:

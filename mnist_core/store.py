@@ -13,6 +13,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
+from mnist_core import finetune
 from mnist_core.jsonfields import Field, problem
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.keras"  # shipped, trained by the CLI
@@ -44,7 +45,7 @@ class ModelInfo:
 
     @property
     def is_finetune(self) -> bool:
-        return self.config.get("parent") is not None
+        return finetune.is_finetune(self.config)
 
     @property
     def label(self) -> str:
