@@ -410,7 +410,7 @@ async def open_draw_page(browser: Browser, url: str, gate: asyncio.Semaphore, at
             await context.add_init_script(WATCH_JS)
             page = await context.new_page()
             page.set_default_timeout(30_000)
-            for attempt in range(attempts):
+            for _ in range(attempts):
                 try:
                     await page.goto(url, timeout=APP_LOAD_TIMEOUT_MS)
                     await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)

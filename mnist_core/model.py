@@ -166,9 +166,3 @@ def summarize(model: keras.Model) -> list[LayerInfo]:
     ]
 
 
-def summary_text(model: keras.Model) -> str:
-    rows = summarize(model)
-    lines = [f"{'layer':<28}{'output shape':<22}{'params':>10}"]
-    lines += [f"{r.kind:<28}{str(r.output_shape):<22}{r.params:>10,}" for r in rows]
-    lines.append(f"{'total':<50}{model.count_params():>10,}")
-    return "\n".join(lines)

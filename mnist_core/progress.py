@@ -55,10 +55,6 @@ class ProgressSnapshot:
         done = max(self.epoch - 1, 0) * self.batches_per_epoch + self.batch
         return 0.0 if total == 0 else min(done / total, 1.0)
 
-    @property
-    def finished(self) -> bool:
-        return self.status in ("completed", "stopped", "failed")
-
 
 class TrainingProgress:
     """Written by the training thread, read by any other thread through snapshot()."""

@@ -181,9 +181,6 @@ class RunStore:
             return DEFAULT_MODEL, f"The active model {path} is gone: {fallback}"
         return path, None
 
-    def active_info(self) -> ModelInfo:
-        return read_info(self.active_path())
-
     def set_active(self, path: str | os.PathLike) -> None:
         path = Path(path).resolve()
         if not path.is_file():

@@ -19,7 +19,7 @@ import numpy as np
 from keras import layers
 
 from mnist_core import data
-from mnist_core.model import INPUT_SHAPE, NUM_CLASSES, build_model, compile_model, get_preset
+from mnist_core.model import INPUT_SHAPE, NUM_CLASSES, build_model, compile_model
 from mnist_core.progress import ProgressCallback, TrainingProgress
 
 CUSTOM = "custom"  # TrainConfig.preset of a designed network; its spec string is TrainConfig.layers
@@ -267,12 +267,6 @@ def build_network(preset: str, text: str | None = None, dtype: str = "float32") 
     if text is None:
         raise SpecError(f"The {CUSTOM} preset needs its layers, a spec string such as {PRESET_LAYERS['seed']!r}")
     return build(parse_spec(text), dtype=dtype)
-
-
-def preset_spec(name: str) -> list[dict]:
-    """A fresh copy of the named preset's network as a spec, output layer left out (a design to start from)."""
-    get_preset(name)  # a ValueError listing the presets
-    return parse_spec(PRESET_LAYERS[name])
 
 
 # ---------------------------------------------------------------- seconds per epoch

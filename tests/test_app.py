@@ -26,7 +26,7 @@ from mnist_core.model import PRESETS
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import load_upload, preprocess_drawing, preprocess_image
 from mnist_core.runs import RunStore
-from mnist_core.store import DEFAULT_MODEL
+from mnist_core.store import DEFAULT_MODEL, read_info
 from mnist_core.spec import PRESET_LAYERS, REFERENCE_SPEED
 from mnist_core.training import SCHEDULES, TrainConfig
 from studio.drawing_pad import PNG_PREFIX
@@ -89,7 +89,7 @@ def test_page_renders_tabs_and_sidebar(active, saved_model):
     assert device.describe() in text
     if device.cpu_only:
         assert "CPU only" in text
-    info = active.active_info()
+    info = read_info(active.active_path())
     assert f"**{info.preset}**" in text
     assert f"{info.test_accuracy:.2%} test accuracy" in text
     assert saved_model.name in text
@@ -292,7 +292,7 @@ def test_tiny_training_run_updates_the_active_model(runs):
     at = _wait_for_job_end(at)
 
     assert [s.value for s in at.success if s.value.startswith("**Completed.**")], [e.value for e in at.error]
-    info = runs.active_info()
+    info = read_info(runs.active_path())
     assert info.preset == "fast" and info.path.parent == runs.root / "models"
     text = sidebar_text(at)
     assert text != before

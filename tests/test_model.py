@@ -7,8 +7,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from mnist_core.model import (INPUT_SHAPE, NUM_CLASSES, PRESETS, build_model, compile_model, summarize,
-                              summary_text)
+from mnist_core.model import INPUT_SHAPE, NUM_CLASSES, PRESETS, build_model, compile_model, summarize
 
 
 @pytest.fixture(scope="module")
@@ -105,17 +104,6 @@ def test_summarize(name):
     assert sum(r.params for r in rows) == model.count_params()
     assert rows[-1].output_shape == (None, NUM_CLASSES)
     assert all(r.output_shape[0] is None for r in rows)
-
-
-def test_summary_text():
-    model = build_model("seed")
-    text = summary_text(model)
-    lines = text.splitlines()
-    assert len(lines) == 1 + len(model.layers) + 1  # header, one per layer, total
-    assert "layer" in lines[0] and "params" in lines[0]
-    assert lines[-1].startswith("total") and lines[-1].endswith("121,930")
-    assert "Conv2D" in lines[1] and "(None, 26, 26, 32)" in lines[1] and lines[1].endswith("320")
-    assert lines[-2].startswith("Dense") and lines[-2].endswith("650")
 
 
 def test_compile_model_uses_the_tutorials_loss(digits):

@@ -15,7 +15,7 @@ from mnist_core.training import TrainConfig, train
 
 def test_pending_before_training():
     s = TrainingProgress().snapshot()
-    assert s.status == "pending" and not s.finished
+    assert s.status == "pending"
     assert s.message == "waiting to start"
     assert (s.epoch, s.epochs, s.batch, s.batches_per_epoch) == (0, 0, 0, 0)
     assert s.fraction == 0.0 and s.eta_seconds is None and s.elapsed_seconds == 0.0
@@ -48,7 +48,7 @@ def test_running_fraction_eta_and_points():
     for b in range(1, 6):
         p.record_batch(b, 1.0 / b, 0.1 * b)
     s = p.snapshot()
-    assert s.status == "running" and not s.finished
+    assert s.status == "running"
     assert s.fraction == pytest.approx(5 / 20)
     assert s.images_per_sec > 0
     assert s.eta_seconds == pytest.approx(15 * 32 / s.images_per_sec)  # 15 batches of 32 left
@@ -70,7 +70,7 @@ def test_finish(status):
     p.record_batch(1, 1.0, 0.5)
     p.finish(status, f"the run {status}")
     s = p.snapshot()
-    assert s.finished and s.status == status and s.message == f"the run {status}"
+    assert s.status == status and s.message == f"the run {status}"
     assert s.eta_seconds is None  # no ETA once not running
     elapsed = s.elapsed_seconds
     time.sleep(0.02)
