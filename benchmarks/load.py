@@ -195,8 +195,7 @@ class Case:
     exception_boxes: int = 0
     errors: list[str] = field(default_factory=list)
     server_peak_mb: float | None = None
-    server_cores: float | None = None  # the server process's CPU seconds per second while the pages drew
-    cores: dict[str, float] = field(default_factory=dict)  # the same for each part of the machine (CpuMeter)
+    cores: dict[str, float] = field(default_factory=dict)  # CPU seconds per second of each part while the pages drew
     children_peak_mb: float | None = None
     full_epochs: int | None = None
     images_per_s: float | None = None
@@ -306,9 +305,10 @@ class CpuMeter:
         self.sample(table, first=True)
 
     def read(self) -> dict[str, float]:
-        """Cores per part, and "machine": all the machine's busy cores, whatever used them."""
+        """Cores per part (no server or training part if the server's process is unknown), and "machine": all the
+        machine's busy cores, whatever used them."""
         wall = max(1e-9, time.monotonic() - self._since)
-        return {**{k: round(v / wall, 2) for k, v in self._used.items()},
+        return {**{k: round(v / wall, 2) for k, v in self._used.items() if self.server or k in ("browsers", "driver")},
                 "machine": round((machine_busy_seconds() - self._busy_since) / wall, 2)}
 
 
@@ -362,6 +362,7 @@ class Sampler:
         self._task = asyncio.create_task(self._loop())
 
     async def stop(self) -> None:
+        table = process_table()
         if self._task is not None:
             self._task.cancel()
             try:
@@ -369,10 +370,9 @@ class Sampler:
             except asyncio.CancelledError:
                 pass
             self._task = None
-            table = process_table()
             self._cpu.sample(table)
             self.cores = self._cpu.read()
-        self.sample()
+        self.sample(table)
 
 
 # --- page actions (async forms of tests/e2e's helpers) ------------------------------------------------------
@@ -682,7 +682,6 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
     case.children_peak_mb = round(sampler.children_peak, 1) if sampler.pid else None
     case.load_peak = round(sampler.load_peak, 1)
     case.cores = sampler.cores or {}
-    case.server_cores = case.cores.get("server") if sampler.pid else None
     case.health_max_ms = round(sampler.health_max_ms)
     case.health_failures = sampler.health_failures
     case.wall_s = round(time.monotonic() - started, 1)
@@ -708,7 +707,7 @@ def table(cases: list[Case]) -> str:
         pages += ", again" if c.again else ""
         lines.append(f"| {pages} | {'yes' if c.training else 'no'} | {c.drawings if drew else '–'} | "
                      f"{fmt(c.p50_ms)} | {fmt(c.p95_ms)} | {c.unanswered if drew else '–'} | "
-                     f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.server_cores, 2)} | "
+                     f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.cores.get('server'), 2)} | "
                      f"{fmt(c.cores.get('browsers'), 2)} | {fmt(c.cores.get('machine'), 2)} | "
                      f"{fmt(c.images_per_s)} | {'–' if c.vs_solo is None else f'{c.vs_solo:.2f}'} |")
     return "\n".join(lines)
