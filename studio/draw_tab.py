@@ -11,28 +11,13 @@ from PIL import Image
 
 from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
 from mnist_core.digits_db import Reading, encode_png, keepable
-from mnist_core.jobs import TrainingJob
-from mnist_core.live import LiveModel, PublishedWeights
+from mnist_core.live import LiveModel
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
-from studio import charts, guard, resources
-from studio.drawing_pad import PadError, drawing_pad
-from studio.wake import wake
+from studio import charts, draw_canvas, guard, polling, resources
 
 HINT = "Draw a digit on the black square: the model's answer appears here."
-# The in-training reading is redrawn when new weights are due (studio.wake): just after the time the pace of the
-# last publications predicts, but no more often than every LIVE_MIN_WAIT_S (each redraw costs the page's browser
-# about 0.1 s of CPU and the server 0.05 s) and at least every LIVE_MAX_WAIT_S.
-LIVE_DUE_MARGIN_S = 0.2
-LIVE_MIN_WAIT_S = 2.0
-LIVE_MAX_WAIT_S = 10.0
-
-
-def _clear() -> None:
-    """Empty the pad (a digit was kept): a new count empties it in the browser, and what it sent before is not
-    read again."""
-    st.session_state["pad_clears"] += 1
-
+LIVE_REFRESH_S = 2.0  # how often the network in training reads the drawing again (Draw tab open, a drawing on it)
 
 def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source: str, reading: Reading | None) -> None:
     """Keep the digit with the user's label; a drawing's canvas is cleared for the next one."""
@@ -45,7 +30,7 @@ def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source:
         st.session_state["teach_message"] = ("error", f"The digit was not saved: {guard.public(exc)}")
         return
     if source == "drawn":
-        _clear()
+        draw_canvas.clear()
 
 
 def _teach_row(key: str, answer: tuple[int, float] | None, x: np.ndarray, picture, source: str,
@@ -87,23 +72,36 @@ def render(visible: bool = True) -> None:
     if resources.active_model().predictor is None:
         st.warning("No model is loaded, so nothing can be predicted yet: see the sidebar, or train one in the "
                    "Train tab.")
-    job = resources.jobs().job
-    running = job is not None and job.running
     # The reading by the network in training sits beside the drawing, not inside its fragment (nested, their
     # reruns interleaved and could leave an old answer or a second canvas on the page). The columns are there
     # whether or not a run trains: a canvas that moved when a run started would come back empty while its old
     # answer stayed.
     drawing, live = st.columns([2.3, 1], gap="medium")
-    st.session_state["draw_open"] = visible
+    st.session_state["live_shown"] = None  # a full run: _drawing does not ask for one
     with drawing:
         _drawing()
+    # The timed reading exists only while a run trains and a drawing is on the canvas: a page with nothing drawn,
+    # or no run, costs the run nothing. _drawing reruns the page when that changes.
+    shown = _live_wanted()
+    st.session_state["live_shown"] = shown
     with live:
-        if running:
-            _live_reading()
+        if shown:
+            polling.live(_live_reading, LIVE_REFRESH_S, visible=visible)
+        elif _running():
+            st.caption("A network is training: draw a digit and it reads it here too, as it learns.")
         else:
             st.caption("While a network trains (Train tab), it reads your drawing here too, as it learns.")
     st.divider()
     _upload()
+
+
+def _running() -> bool:
+    job = resources.jobs().job
+    return job is not None and job.running
+
+
+def _live_wanted() -> bool:
+    return _running() and st.session_state["drawing_x"] is not None
 
 
 @st.fragment
@@ -114,11 +112,15 @@ def _drawing() -> None:
     draw, answer_column = st.columns([1, 1], gap="medium")
     with draw:
         st.markdown("**Draw a digit** — white ink on black, like MNIST")
-        image_data = _pad()
+        st.space(28)  # room for the canvas's toolbar (undo, redo, reset), which floats above it
+        image_data = _canvas()
+        width, clear = st.columns([2, 1], vertical_alignment="bottom")
         # The default is the widget's own value, not a Session State default: with the latter, a slider in a
         # fragment on a tab that opens by a rerun was shown at its minimum (while the server kept 18).
-        st.slider("Stroke width", min_value=6, max_value=40, value=DEFAULT_STROKE_WIDTH, key="stroke_width",
-                  help=f"The pen's width for the next strokes, in pixels of the {CANVAS_PX} px pad")
+        width.slider("Stroke width", min_value=6, max_value=40, value=DEFAULT_STROKE_WIDTH, key="stroke_width",
+                     help=f"The pen's width for the next strokes, in pixels of the {CANVAS_PX} px canvas")
+        clear.button("Clear", key="clear_canvas", icon=":material/delete:", on_click=draw_canvas.clear,
+                     width="stretch", help="Empty the canvas")
     # Each part that comes and goes is one slot (st.empty) holding one element or one container, so that Clear
     # replaces an answer outright. Leaving it to Streamlit's removal of elements a run no longer draws is not
     # enough: when another fragment's run follows at once (a timer, another tab's view), that removal can be
@@ -134,7 +136,9 @@ def _drawing() -> None:
         except ValueError as exc:
             message.error(f"The drawing could not be read: {guard.public(exc)}")
     st.session_state["drawing_x"] = x
-    if x is None:  # "Saved as 4 · …" stays beside the emptied pad until the next drawing
+    if st.session_state["live_shown"] not in (None, _live_wanted()):  # a drawing came or went during a run
+        st.rerun(scope="app")  # the page adds or removes the in-training reading beside it
+    if x is None:  # "Saved as 4 · …" stays beside the emptied canvas until the next drawing
         shown.info(HINT)
         return
     st.session_state["teach_message"] = None  # shown with this drawing: not with the next
@@ -154,46 +158,27 @@ def _model_caption(active: resources.ActiveModel) -> str:
     return f"Model: {active.info.preset if active.info else 'unknown'}"
 
 
-@st.fragment
 def _live_reading() -> None:
-    """The network being trained reads the current drawing, with the weights its worker last published. It is
-    redrawn when the pad sends a picture, and when new weights are due (studio.wake), on the Draw tab only."""
+    """The network being trained reads the current drawing, with the weights its worker last published; a
+    fragment (studio.polling) redrawn every LIVE_REFRESH_S while the Draw tab is open."""
     job = resources.jobs().job
-    if job is None or not job.running:  # a redraw that comes after the run's end: one full run draws the idle
-        st.rerun(scope="app")           # column (this fragment is not drawn there, so it cannot loop)
+    x = st.session_state["drawing_x"]
+    if job is None or not job.running or x is None:  # the run ended, or the canvas was emptied: one full run
+        st.rerun(scope="app")                        # draws the column without this fragment, so it cannot loop
     with st.container(key="live-prediction"):
         shown = st.empty()  # one slot, as in _drawing
-    x = st.session_state.get("drawing_x")
-    if x is None:
-        shown.info(f"The network being trained ({job.config.preset}) will read your drawing here as it learns.")
-    published = None if x is None else _read_in_training(shown, x, job)
-    if st.session_state["draw_open"]:  # a hidden tab's copy waits for the next full run
-        wake(None if x is None else _until_new_weights(job.weights.next_due(), published is None),
-             key="live_wake")
-
-
-def _read_in_training(shown, x: np.ndarray, job: TrainingJob) -> PublishedWeights | None:
-    """Show in `shown` how the network in training reads `x`; the weights it read with (None: none yet)."""
     try:
         live = resources.live_model(job)
         published = live.refresh(job.weights)
     except Exception as exc:  # training goes on regardless; only this view is lost
         shown.error(f"The network in training cannot be read: {guard.public(exc)}")
-        return None
+        return
     if published is None:
         shown.info("Waiting for the network in training to publish its first weights…")
-    else:
-        with shown.container():
-            show_prediction(x, live, "In training",
-                            f"Network being trained: {job.config.preset}, {published.label} · updates by itself")
-    return published
-
-
-def _until_new_weights(due: float | None, none_yet: bool) -> float:
-    """Seconds to wait before reading the drawing again: until just after the next weights are due."""
-    if due is None or none_yet:  # the pace is not known yet
-        return LIVE_MIN_WAIT_S
-    return min(max(due - time.monotonic() + LIVE_DUE_MARGIN_S, LIVE_MIN_WAIT_S), LIVE_MAX_WAIT_S)
+        return
+    with shown.container():
+        show_prediction(x, live, "In training",
+                        f"Network being trained: {job.config.preset}, {published.label} · updates by itself")
 
 
 def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
@@ -225,13 +210,13 @@ def _why(x: np.ndarray, digit: int, active: resources.ActiveModel) -> None:
                      "the first layer's; each responds to a larger part of the digit")
 
 
-def _pad() -> np.ndarray | None:
+def _canvas() -> np.ndarray | None:
     with st.container(key="canvas"):
         try:
             width = int(st.session_state.get("stroke_width", DEFAULT_STROKE_WIDTH))  # the slider is drawn after
-            return drawing_pad(stroke_width=width, clears=st.session_state["pad_clears"], key="drawing_pad")
-        except PadError as exc:  # a malformed payload from the browser
-            st.error(f"The drawing pad sent an unreadable picture: {guard.public(exc)}")
+            return draw_canvas.drawing(width)
+        except draw_canvas.CanvasError as exc:  # a malformed payload from the browser
+            st.error(f"The canvas sent an unreadable picture: {guard.public(exc)}")
             return None
 
 

@@ -38,9 +38,11 @@ DEFAULTS = {
     "gallery_page": 0,
     "gallery_seed": None,  # None: dataset order; an int: shuffled with that seed
     # Draw tab
-    "pad_clears": 0,  # the times the server emptied the pad (a digit was kept): studio.drawing_pad
+    "canvas_clears": 0,  # the times the server emptied the canvas (Clear, a digit kept): studio.draw_canvas
+    "canvas_seen": None,  # a digest of the picture the canvas last sent
+    "canvas_cleared": None,  # the digest of the picture on the canvas when it was emptied: not read again
     "drawing_x": None,  # the current drawing as the model reads it, (28, 28) in [0, 1]; for the live reading
-    "draw_open": False,  # the Draw tab is on screen (set by each full run): its in-training reading redraws itself
+    "live_shown": None,  # the last full run drew the in-training reading (None during a full run): studio.draw_tab
     "teach_message": None,  # "Saved as 4 · 37 of your digits", shown once after a label click
     "teach_saved": False,  # a label click saved a digit: the next fragment run reruns the page (My digits)
     # My digits tab

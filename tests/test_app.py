@@ -29,7 +29,7 @@ from mnist_core.runs import RunStore
 from mnist_core.store import DEFAULT_MODEL, read_info
 from mnist_core.spec import PRESET_LAYERS, REFERENCE_SPEED
 from mnist_core.training import SCHEDULES, TrainConfig
-from studio.drawing_pad import PNG_PREFIX
+from studio import draw_canvas
 from studio.runs_view import _run_ids
 from studio.train_tab import BATCH_SIZES
 
@@ -542,55 +542,65 @@ def test_draw_tab_shows_the_hint_and_no_prediction_when_empty(active):
     assert at.slider(key="stroke_width").value == DEFAULT_STROKE_WIDTH
 
 
-def pad_sends(at: AppTest, picture: np.ndarray | str, clears: int = 0, seq: int = 1) -> AppTest:
-    """Run the page as after the drawing pad sent `picture` (an RGBA image, or the raw string), its number `seq`,
-    under `clears`."""
-    url = picture if isinstance(picture, str) else PNG_PREFIX + base64.b64encode(png(picture)).decode()
-    at.session_state["drawing_pad"] = {"drawing": {"png": url, "clears": clears, "seq": seq}}
+def canvas_sends(at: AppTest, picture: np.ndarray | str) -> AppTest:
+    """Run the page as after the canvas sent `picture` (an RGBA image, or the raw data URL)."""
+    url = picture if isinstance(picture, str) else "data:image/png;base64," + base64.b64encode(png(picture)).decode()
+    at.session_state[draw_canvas.KEY] = {"drawing": {"raw": {"objects": []}, "data": url}}
     return at.run()
 
 
-def test_the_reading_in_training_waits_until_new_weights_are_due_within_bounds():
-    from studio.draw_tab import LIVE_MAX_WAIT_S, LIVE_MIN_WAIT_S, _until_new_weights
-
-    now = time.monotonic()
-    assert _until_new_weights(None, False) == LIVE_MIN_WAIT_S  # the pace is not known yet
-    assert _until_new_weights(now + 5, True) == LIVE_MIN_WAIT_S  # no weights read yet
-    assert 5.0 < _until_new_weights(now + 5, False) <= 5.2  # just after they are due
-    assert _until_new_weights(now + 0.5, False) == LIVE_MIN_WAIT_S  # never more often than that
-    assert _until_new_weights(now - 3, False) == LIVE_MIN_WAIT_S  # late: look again soon
-    assert _until_new_weights(now + 60, False) == LIVE_MAX_WAIT_S
+def canvas_data(at: AppTest) -> dict:
+    """The data the server last gave the canvas."""
+    (canvas,) = at.get("bidi_component")
+    return json.loads(canvas.proto.json)
 
 
-def pad_data(at: AppTest) -> dict:
-    """The data the server last gave the drawing pad."""
-    (pad,) = at.get("bidi_component")
-    return json.loads(pad.proto.json)
+ONE = draw_strokes([np.array([[140.0, 40.0], [140.0, 240.0]])], DEFAULT_STROKE_WIDTH, 200)
 
 
 def test_a_drawing_is_read_and_a_kept_one_is_not_read_again(active, saved_model):
     at = run_app()
-    assert pad_data(at)["read"] is None and pad_data(at)["clears"] == 0
-    one = draw_strokes([np.array([[140.0, 40.0], [140.0, 240.0]])], DEFAULT_STROKE_WIDTH, 200)
-    pad_sends(at, one, seq=3)
+    data = canvas_data(at)
+    assert (data["drawingMode"], data["strokeColor"], data["backgroundColor"]) == ("freedraw", "#FFFFFF", "#000000")
+    assert (data["canvasWidth"], data["canvasHeight"], data["strokeWidth"]) == (280, 280, DEFAULT_STROKE_WIDTH)
+    canvas_sends(at, ONE)
     assert not at.exception
-    assert pad_data(at)["read"] == 3  # the pad is told this picture was read: it does not send it again
-    expected = int(Predictor.load(saved_model).predict(preprocess_drawing(one))[0])
+    expected = int(Predictor.load(saved_model).predict(preprocess_drawing(ONE))[0])
     assert f"### Prediction: {expected}" in all_markdown(at)
     assert len(_teach_buttons(at, "teach")) == 10
-    # A label click keeps the digit and empties the pad: the picture it sent before is not read again.
+    # A label click keeps the digit and empties the canvas: the picture it sent before is not read again.
     at.button(key=f"teach_{expected}").click().run()
-    assert at.session_state["pad_clears"] == 1 and pad_data(at)["clears"] == 1
+    assert at.session_state["canvas_clears"] == 1 and canvas_data(at)["initialDrawing"]["clears"] == 1
     assert not [m for m in all_markdown(at) if "Prediction:" in m]
     assert any(s.value.startswith(f"Saved as {expected}") for s in at.success)
-    pad_sends(at, one, clears=1, seq=4)  # drawn again on the emptied pad: read
+    canvas_sends(at, np.roll(ONE, 4, axis=1))  # a new drawing on the emptied canvas: read
     assert f"### Prediction: {expected}" in all_markdown(at)
 
 
-def test_a_garbled_picture_from_the_pad_is_reported(active):
-    at = pad_sends(run_app(), "data:image/png;base64,bm90IGEgcG5n")
+def test_clear_removes_the_answer_at_once_and_the_empty_canvas_shows_the_hint(active):
+    at = canvas_sends(run_app(), ONE)
+    assert [m for m in all_markdown(at) if "Prediction:" in m]
+    at.button(key="clear_canvas").click().run()
     assert not at.exception
-    assert any(e.value.startswith("The drawing pad sent an unreadable picture") for e in at.error)
+    assert not [m for m in all_markdown(at) if "Prediction:" in m] and not _teach_buttons(at, "teach")
+    assert any(i.value.startswith("Draw a digit") for i in at.info)
+    canvas_sends(at, np.zeros_like(ONE))  # what the emptied canvas sends back: still nothing to read
+    assert not [m for m in all_markdown(at) if "Prediction:" in m]
+    assert any(i.value.startswith("Draw a digit") for i in at.info)
+
+
+def test_the_stroke_width_slider_sets_the_pen(active):
+    at = run_app()
+    at.slider(key="stroke_width").set_value(30).run()
+    assert canvas_data(at)["strokeWidth"] == 30
+
+
+@pytest.mark.parametrize("url", ["data:image/png;base64,bm90IGEgcG5n", "no data url at all"],
+                         ids=["not-a-png", "not-a-data-url"])
+def test_a_garbled_picture_from_the_canvas_is_reported(active, url):
+    at = canvas_sends(run_app(), url)
+    assert not at.exception
+    assert any(e.value.startswith("The canvas sent an unreadable picture") for e in at.error)
     assert any(i.value.startswith("Draw a digit") for i in at.info)
 
 

@@ -134,10 +134,11 @@ def open_tab(page: Page, name: str) -> None:
 def canvas_origin(page: Page) -> tuple[float, float]:
     """Page coordinates of the drawable area's top-left corner (Draw tab open).
 
-    The drawing pad is a v2 custom component (studio/drawing_pad.js): its canvas lives in a shadow
-    root inside `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots.
+    streamlit-drawable-canvas is a v2 component: its Fabric.js canvases live in a shadow root inside
+    `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots. The pointer goes to
+    Fabric's upper canvas, stacked over the drawing and the background.
     """
-    pad = page.locator(".st-key-canvas canvas")
+    pad = page.locator(".st-key-canvas canvas.upper-canvas")
     # Exactly one canvas: Clear empties it in place (a second one on the page would be a stale leftover).
     expect(pad).to_have_count(1, timeout=60_000)
     expect(pad).to_be_visible(timeout=60_000)
@@ -159,6 +160,27 @@ def draw_polyline(page: Page, points: Sequence[tuple[float, float]], step_px: fl
         page.mouse.move(x0 + x, y0 + y, steps=steps)
         px, py = x, y
     page.mouse.up()
+
+
+def draw_touch(page: Page, points: Sequence[tuple[float, float]], step_px: float = 3.0) -> None:
+    """One stroke with a finger through `points` (canvas pixels), as a phone's touchscreen sends it (Chrome's
+    DevTools protocol: touchstart, touchmoves, touchend); the page's context needs has_touch=True."""
+    x0, y0 = canvas_origin(page)
+    cdp = page.context.new_cdp_session(page)
+
+    def touch(kind: str, x: float = 0.0, y: float = 0.0) -> None:
+        points_now = [] if kind == "touchEnd" else [{"x": x0 + x, "y": y0 + y}]
+        cdp.send("Input.dispatchTouchEvent", {"type": kind, "touchPoints": points_now})
+
+    (px, py) = points[0]
+    touch("touchStart", px, py)
+    for x, y in points[1:]:
+        steps = max(1, round(((x - px) ** 2 + (y - py) ** 2) ** 0.5 / step_px))
+        for i in range(1, steps + 1):
+            touch("touchMove", px + (x - px) * i / steps, py + (y - py) * i / steps)
+        px, py = x, y
+    touch("touchEnd")
+    cdp.detach()
 
 
 def prediction_heading(page: Page, container: str = ".st-key-prediction"):

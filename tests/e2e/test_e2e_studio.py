@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (assert_no_exception, draw_polyline, one, open_tab, prediction_heading, save_screenshot,
-                         seven, shipped_model_line, wait_idle, zero)
+from e2e_helpers import (assert_no_exception, draw_polyline, draw_touch, one, open_tab, prediction_heading,
+                         save_screenshot, seven, shipped_model_line, wait_idle, zero)
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 
 PREDICTION = ".st-key-prediction"
@@ -68,7 +68,7 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     save_screenshot(page, "tab-gallery")
 
     open_tab(page, "Draw")
-    expect(page.locator(".st-key-canvas canvas")).to_be_visible()
+    expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
     expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
     expect(page.get_by_test_id("stFileUploader").filter(has_text="Digit image")).to_be_visible()
     wait_idle(page)
@@ -117,7 +117,7 @@ def test_drawing_is_read(page: Page, digit: str, place: str):
 def test_on_a_phone_the_answer_is_in_sight_below_the_canvas(open_page, server):
     phone = open_page(server, viewport={"width": 390, "height": 844}, is_mobile=True, has_touch=True)
     open_tab(phone, "Draw")
-    draw_polyline(phone, [(70, 60), (210, 60), (120, 230)])  # a 7
+    draw_touch(phone, [(70, 60), (210, 60), (120, 230)])  # a 7, with a finger
     heading = prediction_heading(phone)
     expect(heading).to_have_text("Prediction: 7", timeout=60_000)
     phone.locator(".st-key-canvas").scroll_into_view_if_needed()
