@@ -10,7 +10,7 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from mnist_core import finetune, show_tensorflow_log
+from mnist_core import finetune, load_tensorflow, show_tensorflow_log
 
 if TYPE_CHECKING:
     from mnist_core.training import TrainConfig
@@ -377,6 +377,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if _verbose_requested(argv):
         show_tensorflow_log()  # before build_parser imports TensorFlow
+    load_tensorflow()
     args = build_parser().parse_args(argv)
     handler = {"train": cmd_train, "finetune": cmd_finetune, "digits": cmd_digits, "evaluate": cmd_evaluate,
                "export": cmd_export, "devices": cmd_devices, "benchmark": cmd_benchmark}[args.command]
