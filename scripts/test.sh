@@ -1,8 +1,23 @@
 #!/usr/bin/env bash
-# Install everything the tests need, then run them all: unit, AppTest and browser tests.
+# Install everything the tests need into a virtual environment, then run them all: unit, AppTest and browser tests.
 # Usage: bash scripts/test.sh [pytest args...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+# Packages go into a virtual environment only: the active one, else .venv (made here the first time).
+if [ -n "${VIRTUAL_ENV:-}" ] && python -c 'import sys; sys.exit(sys.prefix == sys.base_prefix)' 2>/dev/null; then
+  echo "Installing into the active virtual environment $VIRTUAL_ENV"
+else
+  if [ ! -x .venv/bin/python ]; then
+    base="$(command -v python3.11 || command -v python3)"
+    echo "No virtual environment is active: making .venv with $("$base" --version) and installing there"
+    "$base" -m venv .venv
+  else
+    echo "No virtual environment is active: installing into .venv"
+  fi
+  # shellcheck disable=SC1091
+  . .venv/bin/activate
+fi
 
 python -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-test.txt
 
