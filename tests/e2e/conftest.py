@@ -18,7 +18,10 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
-from e2e_helpers import APP_LOAD_TIMEOUT_MS, CHROMIUM_ARGS, VIEWPORT, assert_no_exception, chromium_path, run_server
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, assert_no_exception, chromium_path,
+                         run_server)
+
+expect.set_options(timeout=WAIT_MS)  # every expect(...) waits the suite's one timeout, not Playwright's 5 s
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +69,7 @@ def browser():
 def _new_page(browser, url: str, **context_options) -> Page:
     context = browser.new_context(**{"viewport": VIEWPORT, **context_options})
     p = context.new_page()
-    p.set_default_timeout(30_000)
+    p.set_default_timeout(WAIT_MS)
     p.goto(url)
     expect(p.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
     return p

@@ -43,7 +43,7 @@ def test_a_damaged_runs_folder_is_named_and_the_studio_still_reads_digits(tmp_pa
         page = open_page(url)
         sidebar = page.get_by_test_id("stSidebar")
         expect(sidebar).to_contain_text(f"Model sidecar runs/models/{MODEL[:-6]}.json is not valid: it holds a list, "
-                                        "not an object", timeout=60_000)
+                                        "not an object")
         warning = page.get_by_text("2 lines of the run log runs/runs.jsonl are not a run and skipped (line 2:")
         expect(warning).to_be_visible()
         expect(page.get_by_text("At start-up: Removed 1 temporary file")).to_be_visible()
@@ -52,7 +52,7 @@ def test_a_damaged_runs_folder_is_named_and_the_studio_still_reads_digits(tmp_pa
 
         open_tab(page, "Draw")
         draw_polyline(page, [(70, 60), (210, 60), (120, 230)])  # a 7, read by the active model despite its sidecar
-        expect(prediction_heading(page)).to_have_text("Prediction: 7", timeout=60_000)
+        expect(prediction_heading(page)).to_have_text("Prediction: 7")
 
         assert_no_exception(page)
         text = page.locator("body").inner_text()

@@ -53,7 +53,7 @@ def test_two_runs_compared_on_one_chart_with_what_differs(tmp_path, open_page):
         page.keyboard.press("Escape")
         box = page.get_by_test_id("stExpander").filter(has_text="Compare runs")
         charts = box.get_by_test_id("stVegaLiteChart")
-        expect(charts).to_have_count(2, timeout=30_000)
+        expect(charts).to_have_count(2)
         for chart in (charts.nth(0), charts.nth(1)):  # one line a run, each named in the legend
             expect(chart).to_contain_text("1: seed")
             expect(chart).to_contain_text("2: fast")
@@ -125,14 +125,14 @@ def test_design_a_network_see_a_bad_one_refused_train_it_and_find_it_in_runs(fre
     page = open_page(fresh_server)
     set_recipe(page, epochs=1, train_images=2_000, test_images=500)
     page.get_by_test_id("stRadio").get_by_text("custom", exact=True).click()
-    expect(page.get_by_text("Total parameters: 121,930")).to_be_visible(timeout=60_000)  # the seed's layers
+    expect(page.get_by_text("Total parameters: 121,930")).to_be_visible()  # the seed's layers
     for attempt in range(3):  # the rerun that loaded custom's recipe (10 epochs) can overwrite a value typed meanwhile
         wait_idle(page)
         try:
             if attempt:
                 set_number(page, "Epochs", 2)  # the box may show 1 while the server has 10: typing 1 sends nothing
             set_number(page, "Epochs", 1)
-            expect(page.get_by_text("63 batches per epoch · 63 in total.")).to_be_visible(timeout=15_000)
+            expect(page.get_by_text("63 batches per epoch · 63 in total.")).to_be_visible()
             break
         except AssertionError:
             if attempt == 2:
@@ -156,6 +156,6 @@ def test_design_a_network_see_a_bad_one_refused_train_it_and_find_it_in_runs(fre
     layers = "conv16k3,pool2,flatten,dense64,dropout0.25"
     runs = page.get_by_test_id("stDataFrame").filter(has_text="Finished (UTC)")
     expect(runs).to_contain_text(f"custom · {layers}", timeout=RUN_MS)
-    expect(page.get_by_text("Saved and made active for every session")).to_be_visible(timeout=30_000)
+    expect(page.get_by_text("Saved and made active for every session")).to_be_visible()
     expect(page.get_by_test_id("stSidebar")).to_contain_text("custom")  # the new active model
     assert_no_exception(page)

@@ -67,7 +67,7 @@ def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_serve
     expect(curves).to_contain_text("Accuracy")
 
     # The sidebar names the new model, with the accuracy the run reported, and no longer the default.
-    expect(sidebar).to_contain_text(f"seed · {accuracy} test accuracy", timeout=30_000)
+    expect(sidebar).to_contain_text(f"seed · {accuracy} test accuracy")
     expect(sidebar).not_to_contain_text("shipped default")
     expect(sidebar).to_contain_text(re.compile(r"\d{8}-\d{6}-\d+-seed\.keras"))
     expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
@@ -92,7 +92,7 @@ def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_serve
     download.value.save_as(tmp_path / name)
     model = Predictor.load(tmp_path / name)
     assert model.model.name == "seed" and model.model.count_params() == 121_930
-    with page.expect_download(timeout=60_000) as download:  # converted on the click: a second or two
+    with page.expect_download() as download:  # converted on the click: a second or two
         page.get_by_role("button", name="TFLite (float32)").click()
     assert download.value.suggested_filename == name.replace(".keras", ".tflite")
     download.value.save_as(tmp_path / "model.tflite")
@@ -104,7 +104,7 @@ def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_serve
     # The Draw tab reads with the new model.
     open_tab(page, "Draw")
     draw_polyline(page, [(140, 50), (140, 230)])
-    expect(prediction_heading(page)).to_have_text("Prediction: 1", timeout=60_000)
+    expect(prediction_heading(page)).to_have_text("Prediction: 1")
     expect(page.locator(".st-key-prediction")).to_contain_text("Model: seed")
 
 
@@ -137,7 +137,7 @@ def test_second_session_predicts_and_sees_the_running_job(fresh_server, open_pag
     # Drawing still gets an answer while the server trains (the shipped model: no epoch has finished).
     open_tab(second, "Draw")
     draw_polyline(second, [(140, 50), (140, 230)])
-    expect(prediction_heading(second)).to_have_text("Prediction: 1", timeout=60_000)
+    expect(prediction_heading(second)).to_have_text("Prediction: 1")
     shipped_preset = shipped_model_line().split(" · ")[0]
     expect(second.locator(".st-key-prediction")).to_contain_text(f"Model: {shipped_preset}")
 
@@ -152,31 +152,27 @@ def test_second_session_predicts_and_sees_the_running_job(fresh_server, open_pag
     progress = curves.get_by_test_id("stProgress")
     expect(progress).to_contain_text(RUNNING, timeout=RUN_MS)  # between two epochs it says "batch 0" a moment
     before = progress.inner_text()
-    expect(progress).not_to_have_text(before, timeout=30_000)  # the second session's view is live too
+    expect(progress).not_to_have_text(before)  # the second session's view is live too
     save_screenshot(second, "train-running")
     assert_no_exception(second)
 
     # The run was never interrupted, and either session can stop it: the other one sees it end.
     expect(first.locator(CURVES)).to_contain_text("Training run")
     second.get_by_role("button", name="Stop", exact=True).click()
-    expect(curves).to_contain_text("Stopped.", timeout=30_000)
-    expect(first.locator(CURVES)).to_contain_text("Stopped.", timeout=30_000)
+    expect(curves).to_contain_text("Stopped.")
+    expect(first.locator(CURVES)).to_contain_text("Stopped.")
     expect(first.get_by_role("button", name="Train", exact=True)).to_be_enabled()
     assert_no_exception(first)
 
 
-def test_stop_ends_a_run_within_seconds(fresh_server, open_page):
+def test_stop_ends_a_run_in_its_first_epoch_and_keeps_the_active_model(fresh_server, open_page):
     page = open_page(fresh_server)
     set_recipe(page, epochs=10, train_images=60_000, test_images=1_000, batch_size=8)
     start_run(page)
     curves = page.locator(CURVES)
 
-    stop = page.get_by_role("button", name="Stop", exact=True)
-    started = time.monotonic()
-    stop.click()
-    expect(curves).to_contain_text("Stopped.", timeout=15_000)
-    seconds = time.monotonic() - started
-    print(f"Stop -> 'Stopped.' shown in {seconds:.1f} s")
+    page.get_by_role("button", name="Stop", exact=True).click()
+    expect(curves).to_contain_text("Stopped.")
 
     expect(curves).to_contain_text("Last training run")
     expect(curves).to_contain_text("Stopped before one full epoch: the active model is unchanged.")
@@ -211,7 +207,7 @@ def test_live_reading_follows_the_network_in_training(fresh_server, open_page):
     # A 1 with a long flag, half a 7: a network in training is never sure of it (a clear 7 reads "100.0% sure"
     # from its first published weights on, and the changing probabilities could not be seen in the text).
     draw_polyline(page, [(110, 90), (160, 50), (160, 230)])
-    expect(prediction_heading(page)).to_have_text(re.compile(r"Prediction: \d"), timeout=60_000)
+    expect(prediction_heading(page)).to_have_text(re.compile(r"Prediction: \d"))
     answer = prediction_heading(page).inner_text()
     # 2 epochs of 625 batches: the worker publishes its weights at the start, every 200 batches and
     # at each epoch's end, about 9 times in ~20 s; the Draw tab reads the drawing again as they come
@@ -220,7 +216,7 @@ def test_live_reading_follows_the_network_in_training(fresh_server, open_page):
     start_run(page)
     open_tab(page, "Draw")
     live = page.locator(".st-key-live-prediction")
-    expect(live).to_contain_text("Network being trained: seed", timeout=60_000)
+    expect(live).to_contain_text("Network being trained: seed")
     expect(live).to_contain_text("In training:")
     # The active model's answer stays beside it, unchanged by training.
     expect(prediction_heading(page)).to_have_text(answer)
@@ -234,7 +230,7 @@ def test_live_reading_follows_the_network_in_training(fresh_server, open_page):
     # by the new active model.
     expect(live).to_have_count(0, timeout=RUN_MS)
     expect(page.get_by_text("While a network trains (Train tab), it reads your drawing here too")).to_be_visible()
-    expect(page.locator(".st-key-prediction")).to_contain_text("Model: seed", timeout=30_000)
+    expect(page.locator(".st-key-prediction")).to_contain_text("Model: seed")
     assert_no_exception(page)
 
     readings = page.evaluate("() => window.__liveReadings")
