@@ -220,3 +220,17 @@ def test_unlocking_is_slowed_after_five_wrong_passwords(runs, password):
     time.sleep(host.RETRY_S)
     _unlock(at, PASSWORD)
     assert not _errors(at) and not _button(at, "train_btn").disabled
+
+
+def test_a_locked_pages_clear_the_log_is_refused(runs, password):
+    from mnist_core.training import TrainConfig
+
+    runs.record(TrainConfig.for_preset("seed"), None, "failed", "Training failed: the disk is full.", None)
+    at = _unlock(run_app(), PASSWORD)  # drawn enabled
+    at.session_state["host_unlocked"] = False
+    _button(at, "clear_log_btn").click().run()
+    assert host.LOCKED in _errors(at) and len(runs.history()) == 1
+    at.session_state["host_unlocked"] = True
+    at.run()
+    _button(at, "clear_log_btn").click().run()
+    assert runs.history() == []
