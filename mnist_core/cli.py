@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import sqlite3
 import sys
 import threading
 from pathlib import Path
@@ -298,26 +299,37 @@ def _follow(progress, worker: threading.Thread) -> None:
 
 
 def cmd_digits(args: argparse.Namespace) -> int:
-    from mnist_core.digits_db import DB_NAME, DigitStore
+    from mnist_core.digits_db import DB_NAME, MAX_ZIP_BYTES, DigitStore
     from mnist_core.runs import RunStore
+    from mnist_core.store import write_atomically
 
     path = Path(args.db) if args.db else RunStore().root / DB_NAME
     if args.action != "import" and not path.is_file():
         raise ValueError(f"No digits database at {path}: label digits in the studio's Draw tab first")
     if args.action != "list" and not args.file:
         raise ValueError(f"digits {args.action} needs the zip file's name")
-    store = DigitStore(path)
     if args.action == "list":
+        store = DigitStore(path)
         counts = store.counts()
         print(f"{path}: {counts.sum()} digits · " + " ".join(f"{d}: {n}" for d, n in enumerate(counts)))
         for digit in store.page(limit=args.limit):
             reading = digit.reading and f" read as {digit.reading.digit} ({digit.reading.confidence:.0%})"
             print(f"#{digit.id} {digit.created_at} label {digit.label} {digit.source}{reading or ''}")
     elif args.action == "export":
-        Path(args.file).write_bytes(store.export_zip())
+        store = DigitStore(path)
+        try:
+            write_atomically(args.file, store.export_zip())  # a failure leaves a file already there as it was
+        except OSError as exc:
+            raise ValueError(f"Cannot write {args.file}: {exc.strerror or exc}") from exc
         print(f"wrote {store.count()} digits to {args.file}")
     else:
-        report = store.import_zip(Path(args.file).read_bytes())
+        try:  # read before the database is made: one byte over the limit is enough for import_zip to refuse it
+            with open(args.file, "rb") as f:
+                data = f.read(MAX_ZIP_BYTES + 1)
+        except OSError as exc:
+            raise ValueError(f"Cannot read {args.file}: {exc.strerror or exc}") from exc
+        store = DigitStore(path)
+        report = store.import_zip(data)
         for line in report.skipped:
             print(f"skipped {line}", file=sys.stderr)
         print(f"imported {report.added} digits into {path} ({len(report.skipped)} skipped)")
@@ -383,6 +395,7 @@ def main(argv: list[str] | None = None) -> int:
                "export": cmd_export, "devices": cmd_devices, "benchmark": cmd_benchmark}[args.command]
     try:
         return handler(args)
-    except (ValueError, RuntimeError) as exc:  # clear messages for bad flags, data or model files
+    except (ValueError, RuntimeError, sqlite3.DatabaseError) as exc:  # clear messages for bad flags, data, model
+        # files or digits databases (DigitsDatabaseError is an sqlite3.DatabaseError)
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -13,6 +13,7 @@ import contextlib
 import csv
 import datetime as dt
 import io
+import itertools
 import numbers
 import os
 import sqlite3
@@ -32,6 +33,17 @@ DB_NAME = "digits.sqlite"  # the file's name inside the studio's runs folder
 SOURCES = ("drawn", "uploaded", "imported")
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 BUSY_TIMEOUT_S = 30.0  # how long a call waits for another connection's write lock before failing
+# The database holds at most MAX_DIGITS digits (a class of 30 with 300 each): the My digits tab pages through them in
+# SQL, and an export (about 12 KB a drawn digit: 120 MB at the cap) and a fine-tune stay within the server's means.
+MAX_DIGITS = 10_000
+# An import lists at most this many digits in its labels.csv: as many as the database holds, so that an export always
+# imports into an empty database. Its labels.csv may unpack to at most LABELS_ROW_BYTES a digit (an export's rows
+# are about 120 bytes), and everything it reads to at most MAX_IMPORT_BYTES: PNGs barely compress, so an honest zip
+# unpacks to about its own size, and a zip of highly compressible entries cannot fill the database.
+MAX_IMPORT_DIGITS = MAX_DIGITS
+LABELS_ROW_BYTES = 256
+MAX_ZIP_BYTES = 50 * 1024 * 1024  # an import's zip file
+MAX_IMPORT_BYTES = 2 * MAX_ZIP_BYTES
 MAX_ENTRY_BYTES = 1024 * 1024  # a zip entry (unpacked) larger than this is skipped on import: zip bombs
 ORIGINAL_MAX_SIDE = 384  # a kept picture's longer side, pixels: 384² RGBA is 0.56 MB raw, under MAX_ENTRY_BYTES
 PNG_MODES = ("1", "L", "LA", "I", "I;16", "P", "RGB", "RGBA")  # what PNG stores as is; other modes go to RGB
@@ -63,7 +75,11 @@ class DigitsDatabaseError(sqlite3.DatabaseError):
 
 
 class DigitsImportError(ValueError):
-    """A zip that cannot be imported at all (not a zip, no labels.csv, ...): nothing was added."""
+    """A zip that cannot be imported at all (not a zip, no labels.csv, too many digits, ...): nothing was added."""
+
+
+class DigitsFullError(ValueError):
+    """The database holds MAX_DIGITS digits: nothing was added."""
 
 
 @dataclass(frozen=True)
@@ -107,20 +123,23 @@ class DigitStore:
 
     def __init__(self, path: str | os.PathLike) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            with self._connect() as con:
-                _use_wal(con)
-                while (version := _user_version(con)) < SCHEMA_VERSION:
-                    with _transaction(con):
-                        if _user_version(con) == version:  # read again under the lock: another process may have won
-                            con.execute(MIGRATIONS[version])
-                            con.execute(f"PRAGMA user_version = {version + 1}")
-        except sqlite3.DatabaseError as exc:
-            raise DigitsDatabaseError(f"{self.path} cannot be opened as a digits database: {exc}") from exc
-        if version > SCHEMA_VERSION:
-            raise DigitsDatabaseError(f"{self.path} was made by a newer studio (schema version {version}; this one "
-                                      f"reads up to {SCHEMA_VERSION}). Update the studio to use it.")
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:  # a file where the folder should be, a read-only place
+            raise DigitsDatabaseError(f"{self.path} cannot be opened as a digits database: {exc.strerror or exc}"
+                                      ) from exc
+        with self._connect() as con:
+            # The version is read before anything writes (the switch to WAL rewrites the file's header): a newer
+            # studio's file is refused exactly as it was.
+            if (version := _user_version(con)) > SCHEMA_VERSION:
+                raise DigitsDatabaseError(f"{self.path} was made by a newer studio (schema version {version}; this "
+                                          f"one reads up to {SCHEMA_VERSION}). Update the studio to use it.")
+            _use_wal(con)
+            while (version := _user_version(con)) < SCHEMA_VERSION:
+                with _transaction(con):
+                    if _user_version(con) == version:  # read again under the lock: another process may have won
+                        con.execute(MIGRATIONS[version])
+                        con.execute(f"PRAGMA user_version = {version + 1}")
 
     @classmethod
     def in_folder(cls, root: str | os.PathLike) -> DigitStore:
@@ -139,6 +158,8 @@ class DigitStore:
         if bytes(original_png[:len(PNG_SIGNATURE)]) != PNG_SIGNATURE:
             raise ValueError("The original picture must be PNG bytes (the PNG signature is missing).")
         with self._connect() as con, _transaction(con):
+            if _room(con) < 1:
+                raise DigitsFullError(f"Your digits are at their limit of {MAX_DIGITS:,}: delete some to keep more.")
             return con.execute(_INSERT, _row(label, pixels, bytes(original_png), source, reading)).lastrowid
 
     def count(self) -> int:
@@ -175,16 +196,21 @@ class DigitStore:
     def delete(self, digit_id: int) -> None:
         self._change_one("DELETE FROM digits WHERE id = ?", (digit_id,))
 
-    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """All digits by id ascending: ids int64 (N,), images uint8 (N, 28, 28), labels uint8 (N,)."""
-        with self._connect() as con:
-            rows = con.execute("SELECT id, image, label FROM digits ORDER BY id").fetchall()
+    def arrays(self, newest: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """All digits, or only the `newest` ones, by id ascending: ids int64 (N,), images uint8 (N, 28, 28), labels
+        uint8 (N,)."""
+        if newest is not None and newest < 0:
+            raise ValueError(f"newest must be >= 0, got {newest}")
+        with self._connect() as con:  # LIMIT -1: no limit
+            rows = con.execute("SELECT id, image, label FROM (SELECT id, image, label FROM digits ORDER BY id DESC "
+                               "LIMIT ?) ORDER BY id", (-1 if newest is None else newest,)).fetchall()
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         images = np.frombuffer(b"".join(r[1] for r in rows), dtype=np.uint8).reshape(-1, SIZE, SIZE).copy()  # writable
         return ids, images, np.array([r[2] for r in rows], dtype=np.uint8)
 
     def export_zip(self) -> bytes:
-        """Every digit as digits/{id:06d}.png (28x28 grey) and originals/{id:06d}.png, listed in labels.csv."""
+        """Every digit as digits/{id:06d}.png (28x28 grey) and originals/{id:06d}.png, listed in labels.csv (a
+        reading's model by its file name only: no server path leaves the server)."""
         out, table = io.BytesIO(), io.StringIO()
         writer = csv.writer(table, lineterminator="\n")
         writer.writerow(CSV_FIELDS)
@@ -194,17 +220,18 @@ class DigitStore:
                 archive.writestr(f"digits/{name}", encode_png(digit.image))
                 archive.writestr(f"originals/{name}", row[-1])
                 r = digit.reading
-                reading = ("", "", "") if r is None else (r.digit, r.confidence, r.model)
+                reading = ("", "", "") if r is None else (r.digit, r.confidence, Path(r.model).name)
                 writer.writerow((f"digits/{name}", digit.label, digit.source, digit.created_at,
                                  f"originals/{name}", *reading))
             archive.writestr("labels.csv", table.getvalue())
         return out.getvalue()
 
-    def import_zip(self, data: bytes, max_bytes: int = 50 * 1024 * 1024) -> ImportReport:
+    def import_zip(self, data: bytes, max_bytes: int = MAX_ZIP_BYTES) -> ImportReport:
         """Add the digits of a zip laid out as export_zip writes it, all in one transaction, as source "imported".
 
-        Rows that cannot be used are skipped and named in the report; a zip that cannot be read at all
-        raises DigitsImportError and adds nothing.
+        Rows that cannot be used, and rows naming a file an earlier row of the zip named, are skipped and named in
+        the report. A zip that cannot be read at all, lists more than MAX_IMPORT_DIGITS digits, unpacks to more than
+        MAX_IMPORT_BYTES or would take the database past MAX_DIGITS raises DigitsImportError and adds nothing.
         """
         if len(data) > max_bytes:
             raise DigitsImportError(f"The file is too large ({len(data) / 2**20:.3g} MB); "
@@ -213,31 +240,45 @@ class DigitStore:
             archive = zipfile.ZipFile(io.BytesIO(data))
         except zipfile.BadZipFile as exc:
             raise DigitsImportError("This file is not a zip archive.") from exc
-        rows, skipped = [], []
+        added, skipped, named = 0, [], {}
         with archive:
-            try:
-                text = _read_entry(archive, "labels.csv", max_bytes).decode("utf-8-sig")
-            except ValueError as exc:  # missing, too big, or not UTF-8 (UnicodeDecodeError is a ValueError)
-                raise DigitsImportError(f"The zip has no usable labels.csv ({exc}).") from exc
-            table = csv.DictReader(io.StringIO(text))
-            if not {"file", "label"} <= set(table.fieldnames or ()):
-                raise DigitsImportError(f"labels.csv needs the columns file and label; it has {table.fieldnames}.")
-            for row in table:
-                try:
-                    rows.append(_import_row(archive, row))
-                except ValueError as exc:
-                    name = row["file"] or f"line {table.line_num}"
-                    skipped.append(f"{name}: {exc}")
-        with self._connect() as con, _transaction(con):
-            con.executemany(_INSERT, rows)
-        return ImportReport(added=len(rows), skipped=tuple(skipped))
+            reader = _Reader(archive)
+            table = _labels(reader)  # refused before the database is touched
+            with self._connect() as con, _transaction(con):
+                room = _room(con)
+                for line, row in table:
+                    name = row["file"] or f"line {line}"
+                    try:
+                        if row["file"] in named:
+                            raise ValueError(f"already imported from line {named[row['file']]} of labels.csv")
+                        values = _import_row(reader, row)
+                    except DigitsImportError:
+                        raise
+                    except ValueError as exc:
+                        skipped.append(f"{name}: {exc}")
+                        continue
+                    if added == room:
+                        raise DigitsImportError(f"Importing it would take your digits past their limit of "
+                                                f"{MAX_DIGITS:,} (room is left for {room:,}); nothing was added.")
+                    con.execute(_INSERT, values)
+                    named[row["file"]] = line
+                    added += 1
+        return ImportReport(added=added, skipped=tuple(skipped))
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A new connection, closed on exit (sqlite3 connections must not cross threads), in autocommit mode."""
-        with contextlib.closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as con:
-            con.execute("PRAGMA synchronous=NORMAL")  # with WAL: no fsync per commit, and still safe when killed
-            yield con
+        """A new connection, closed on exit (sqlite3 connections must not cross threads), in autocommit mode.
+
+        SQLite's own errors (not a database, a damaged page, a lock held too long) become DigitsDatabaseError,
+        naming the file."""
+        try:
+            with contextlib.closing(sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_S, isolation_level=None)) as con:
+                con.execute("PRAGMA synchronous=NORMAL")  # with WAL: no fsync per commit, and still safe when killed
+                yield con
+        except DigitsDatabaseError:
+            raise
+        except sqlite3.DatabaseError as exc:
+            raise DigitsDatabaseError(f"{self.path} cannot be opened as a digits database: {exc}") from exc
 
     def _one(self, sql: str, digit_id: int) -> tuple:
         """The row a SELECT by id finds; KeyError if there is none."""
@@ -286,6 +327,11 @@ def _use_wal(con: sqlite3.Connection) -> None:
 
 def _user_version(con: sqlite3.Connection) -> int:
     return con.execute("PRAGMA user_version").fetchone()[0]
+
+
+def _room(con: sqlite3.Connection) -> int:
+    """How many more digits the database takes (MAX_DIGITS in all); read under the write lock, it stays true."""
+    return MAX_DIGITS - con.execute("SELECT COUNT(*) FROM digits").fetchone()[0]
 
 
 def _check_digit(value: object, what: str) -> int:
@@ -339,27 +385,60 @@ def encode_png(image: np.ndarray | Image.Image) -> bytes:
     return out.getvalue()
 
 
-def _read_entry(archive: zipfile.ZipFile, name: str, limit: int = MAX_ENTRY_BYTES) -> bytes:
-    """One file of the zip; its unpacked size is checked before reading (zip bombs). ValueError says why not."""
-    try:
-        info = archive.getinfo(name)
-    except KeyError:
-        raise ValueError("no such file in the zip") from None
-    if info.file_size > limit:
-        raise ValueError(f"{info.file_size / 2**20:.3g} MB unpacked; the limit is {limit / 2**20:.3g} MB")
-    try:
-        return archive.read(info)
-    except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError) as exc:
-        raise ValueError(f"damaged or encrypted in the zip ({exc})") from exc
+class _TooLarge(ValueError):
+    """A zip entry over its size limit."""
 
 
-def _import_row(archive: zipfile.ZipFile, row: dict) -> tuple:
+class _Reader:
+    """An import's zip, read one checked entry at a time, counting what it unpacks against MAX_IMPORT_BYTES."""
+
+    def __init__(self, archive: zipfile.ZipFile) -> None:
+        self.archive, self.unpacked = archive, 0
+
+    def read(self, name: str, limit: int = MAX_ENTRY_BYTES) -> bytes:
+        """One file of the zip; its unpacked size is checked before reading (zip bombs). ValueError says why not;
+        DigitsImportError when the zip as a whole unpacks to too much."""
+        try:
+            info = self.archive.getinfo(name)
+        except KeyError:
+            raise ValueError("no such file in the zip") from None
+        if info.file_size > limit:
+            raise _TooLarge(f"{info.file_size / 2**20:.3g} MB unpacked; the limit is {limit / 2**20:.3g} MB")
+        self.unpacked += info.file_size  # zipfile reads no more than this: a longer entry fails its CRC check
+        if self.unpacked > MAX_IMPORT_BYTES:
+            raise DigitsImportError(f"The files it lists unpack to more than {MAX_IMPORT_BYTES / 2**20:.3g} MB, "
+                                    "the limit of an import.")
+        try:
+            return self.archive.read(info)
+        except (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError) as exc:
+            raise ValueError(f"damaged or encrypted in the zip ({exc})") from exc
+
+
+def _labels(reader: _Reader) -> list[tuple[int, dict]]:
+    """labels.csv's rows with their line numbers; DigitsImportError when it cannot be used or lists too many."""
+    caps = f"an import takes at most {MAX_IMPORT_DIGITS:,} digits, and your digits number at most {MAX_DIGITS:,}"
+    try:
+        text = reader.read("labels.csv", MAX_IMPORT_DIGITS * LABELS_ROW_BYTES).decode("utf-8-sig")
+    except _TooLarge as exc:
+        raise DigitsImportError(f"labels.csv is too long for an import ({exc}): {caps}.") from exc
+    except ValueError as exc:  # missing, or not UTF-8 (UnicodeDecodeError is a ValueError)
+        raise DigitsImportError(f"The zip has no usable labels.csv ({exc}).") from exc
+    table = csv.DictReader(io.StringIO(text))
+    if not {"file", "label"} <= set(table.fieldnames or ()):
+        raise DigitsImportError(f"labels.csv needs the columns file and label; it has {table.fieldnames}.")
+    rows = [(table.line_num, row) for row in itertools.islice(table, MAX_IMPORT_DIGITS + 1)]
+    if len(rows) > MAX_IMPORT_DIGITS:
+        raise DigitsImportError(f"labels.csv lists more than {MAX_IMPORT_DIGITS:,} digits: {caps}.")
+    return rows
+
+
+def _import_row(reader: _Reader, row: dict) -> tuple:
     """One labels.csv row -> the values of _INSERT; ValueError says why it cannot be imported."""
     text = (row["label"] or "").strip()
     if not text.isdecimal():
         raise ValueError(f"label {text!r} is not a digit 0..9")
     label = _check_digit(int(text), "label")
-    png = _read_entry(archive, row["file"] or "")
+    png = reader.read(row["file"] or "")
     try:
         with Image.open(io.BytesIO(png)) as image:
             if image.format != "PNG" or image.size != (SIZE, SIZE):
@@ -369,7 +448,9 @@ def _import_row(archive: zipfile.ZipFile, row: dict) -> tuple:
     except (OSError, SyntaxError, EOFError, Image.DecompressionBombError) as exc:  # PIL's errors for bad data
         raise ValueError("not a readable PNG picture") from exc
     try:
-        original = _read_entry(archive, row.get("original") or "")
+        original = reader.read(row.get("original") or "")
+    except DigitsImportError:
+        raise
     except ValueError:  # optional: without it, the 28x28 picture stands in
         original = png
     try:

@@ -19,7 +19,6 @@ import io
 import os
 import tempfile
 import time
-import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +27,7 @@ from typing import Callable
 import keras
 import numpy as np
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 from mnist_core import data
 from mnist_core.predict import Predictor, float32_twin
@@ -185,9 +185,7 @@ def _zip_folder(folder: Path) -> bytes:
 
 
 def _tflite_proba(blob: bytes) -> Proba:
-    with warnings.catch_warnings():  # TF 2.21 warns that it moves to ai-edge-litert; it still works
-        warnings.filterwarnings("ignore", message=r"\s*Warning: tf.lite.Interpreter is deprecated")
-        runner = tf.lite.Interpreter(model_content=blob).get_signature_runner()
+    runner = Interpreter(model_content=blob).get_signature_runner()  # LiteRT: tf.lite.Interpreter's successor
 
     def proba(x: np.ndarray) -> np.ndarray:
         return runner(**{INPUT_NAME: x})[OUTPUT_NAME]

@@ -84,7 +84,8 @@ def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int =
     """Open uploaded bytes as a decoded PIL image (EXIF rotation applied), or raise ImageUploadError.
 
     A picture PIL must decode whole is refused above `max_pixels`, from its header, before anything is decoded.
-    A JPEG is decoded at 1/2, 1/4 or 1/8 scale as far as its longer side stays at least MAX_SIDE.
+    A JPEG is decoded at 1/2, 1/4 or 1/8 scale as far as its longer side stays at least MAX_SIDE, and is refused
+    above PIL's own limit (Image.MAX_IMAGE_PIXELS). Either refusal names the picture's size and the limit.
     """
     accepted = " or ".join(UPLOAD_FORMATS)
     if not data:
@@ -95,11 +96,13 @@ def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int =
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)  # PIL's own limit, as an error
-            image = Image.open(io.BytesIO(data))
+            image = _open_header(data)
             if image.format not in UPLOAD_FORMATS:
                 raise ImageUploadError(f"{image.format} pictures are not supported; please upload a {accepted} file.")
-            if _decoded_whole(image, data) and image.width * image.height > max_pixels:  # header only: not decoded
-                raise ImageUploadError(_too_large(image, max_pixels))
+            whole = _decoded_whole(image, data)
+            limit = max_pixels if whole else Image.MAX_IMAGE_PIXELS
+            if image.width * image.height > limit:  # from the header: nothing is decoded yet
+                raise ImageUploadError(_too_large(image, limit, whole))
             if image.format == "JPEG":
                 image.draft(image.mode, _draft_size(image.size))  # libjpeg's DCT scaling: decoded reduced
             image.load()  # decode now, so corrupt and truncated files fail here and not later
@@ -113,6 +116,19 @@ def load_upload(data: bytes, max_bytes: int = 5 * 1024 * 1024, max_pixels: int =
         raise ImageUploadError("The picture has too many pixels to open safely.") from exc
     except (OSError, SyntaxError, ValueError, EOFError) as exc:  # PIL's errors for corrupt or truncated data
         raise ImageUploadError(f"The picture is damaged or incomplete and cannot be read ({exc}).") from exc
+
+
+def _open_header(data: bytes) -> Image.Image:
+    """The picture in `data` with its header read and nothing decoded. A PNG or JPEG is opened by its own PIL plugin,
+    as Image.open does but without Image.open's check of PIL's pixel limit, which refuses a picture over twice that
+    limit (179 megapixels) without saying its size: load_upload refuses it, naming both. Anything else is opened
+    by Image.open, only to name its format."""
+    Image.preinit()  # registers the PNG and JPEG plugins
+    for fmt in UPLOAD_FORMATS:
+        factory, accept = Image.OPEN[fmt]
+        if accept(data[:16]):  # what Image.open reads to pick a plugin
+            return factory(io.BytesIO(data), None)
+    return Image.open(io.BytesIO(data))
 
 
 def _decoded_whole(image: Image.Image, data: bytes) -> bool:
@@ -140,12 +156,16 @@ def _draft_size(size: tuple[int, int]) -> tuple[int, int]:
     return max(1, round(size[0] * scale)), max(1, round(size[1] * scale))
 
 
-def _too_large(image: Image.Image, max_pixels: int) -> str:
+def _too_large(image: Image.Image, max_pixels: int, whole: bool) -> str:
     """The message for a picture over the pixel cap, naming its size, the cap, and what to upload instead."""
-    kind, instead = (("PNG", "save it as a JPEG, which is read at a reduced size") if image.format == "PNG" else
-                     ("progressive JPEG", "save it as a standard (baseline) JPEG"))
+    if image.format == "PNG":
+        kind, instead = "PNG", ", or save it as a JPEG, which is read at a reduced size"
+    elif whole:
+        kind, instead = "progressive JPEG", ", or save it as a standard (baseline) JPEG"
+    else:
+        kind, instead = "JPEG", ""
     return (f"The picture is too large ({image.width}x{image.height} pixels); the limit is {max_pixels:,} pixels "
-            f"for a {kind}. Please scale it down, or {instead}.")
+            f"for a {kind}. Please scale it down{instead}.")
 
 
 def _grey(image: Image.Image) -> np.ndarray:

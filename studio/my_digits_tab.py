@@ -1,5 +1,10 @@
 """My digits tab: the digits the user labelled in the Draw tab, how the active model reads them, fixing or
-deleting them, zip export/import, and fine-tuning the active model on them with the before → after scores."""
+deleting them, zip export/import, and fine-tuning the active model on them with the before → after scores.
+
+They are the class's digits, which the host's fine-tune and *Include my digits* train on: with a host password set,
+only an unlocked page may change them (relabel, delete, import) or export them all (studio.host), and each callback
+refuses a locked page's click. The tab reads a page of them at a time in SQL, and at most SUMMARY_DIGITS of the newest
+for the active model's score, however many there are (up to digits_db.MAX_DIGITS)."""
 
 from __future__ import annotations
 
@@ -10,7 +15,8 @@ import streamlit as st
 
 from mnist_core import finetune
 from mnist_core.data import to_float_images
-from mnist_core.digits_db import DigitsDatabaseError, DigitsImportError, DigitStore, MyDigit
+from mnist_core.digits_db import (MAX_DIGITS, MAX_IMPORT_DIGITS, DigitsDatabaseError, DigitsImportError, DigitStore,
+                                  MyDigit)
 from mnist_core.jobs import JobAlreadyRunning
 from mnist_core.store import ModelFileError, utc_minute
 from mnist_core.training import TrainConfig
@@ -18,6 +24,7 @@ from studio import charts, guard, host, polling, resources
 from studio.paging import DIGIT_CHOICES, pager
 
 PAGE_SIZE = 20  # 4 rows of 5: each digit carries its own widgets, so few per page keeps reruns fast
+SUMMARY_DIGITS = 1_000  # the active model's score is on at most this many of the newest digits
 COLUMNS = 5
 REFRESH_S = 1.0  # progress redraw interval while a fine-tune runs and this tab is open
 RED = np.array([255, 85, 85], np.uint8)
@@ -33,6 +40,10 @@ def _say(kind: str, text: str, where: str, details: tuple[str, ...] = ()) -> Non
 
 def _edit(digit_id: int, delete: bool) -> None:
     """Relabel a digit to its selectbox's choice, or delete it (the popover's confirm button)."""
+    if not host.unlocked():  # the controls are disabled then; this refuses a change sent anyway
+        st.session_state.pop(f"mine_relabel_{digit_id}", None)  # the selectbox shows the stored label again
+        _say("error", host.LOCKED, "gallery")
+        return
     try:
         store = resources.digit_store()
         if delete:
@@ -51,6 +62,9 @@ def _edit(digit_id: int, delete: bool) -> None:
 def _import() -> None:
     # Only this click imports: the uploaded file stays in the uploader across reruns and must not be re-added.
     upload = st.session_state.get("mine_import")
+    if not host.unlocked():
+        _say("error", host.LOCKED, "import")
+        return
     if upload is None:
         _say("warning", "Choose a zip to import first.", "import")
         return
@@ -103,11 +117,11 @@ def _show_message(where: str | None) -> None:
     details = rest[1] if len(rest) > 1 else ()
     if details:
         with st.expander(f"Skipped files ({len(details)})", key="mine_skipped"):
-            st.markdown("\n".join(f"- `{line}`" for line in details))
+            st.markdown("\n".join(f"- {guard.public(line)}" for line in details))  # file names as typed
     st.session_state["mine_message"] = None  # shown once, for the click that caused it
 
 
-@st.cache_data(max_entries=4, show_spinner=False)
+@st.cache_data(max_entries=8, show_spinner=False)
 def _readings(model: str, mtime_ns: int, ids: bytes, _images: np.ndarray, _predictor) -> np.ndarray:
     """The model's digit for each image. Keyed by ids: a digit's picture never changes (a relabel changes only
     its label, and ids are never reused), so reruns and relabels cost no prediction."""
@@ -115,43 +129,53 @@ def _readings(model: str, mtime_ns: int, ids: bytes, _images: np.ndarray, _predi
     return _predictor.predict(to_float_images(_images)[..., 0])
 
 
+def _read(active: resources.ActiveModel, ids: np.ndarray, images: np.ndarray) -> dict[int, int] | None:
+    """The active model's digit for each image, by id ({} without a model); None when it cannot read them (said)."""
+    if not len(ids) or active.predictor is None:
+        return {}
+    try:
+        predicted = _readings(str(active.path), active.mtime_ns, ids.tobytes(), images, active.predictor)
+    except Exception as exc:  # a model that cannot read these must not take the tab down
+        st.error(f"The active model could not read your digits: {guard.public(exc)}")
+        return None
+    return dict(zip(ids.tolist(), predicted.tolist()))
+
+
 def render() -> None:
     """Drawn only while this tab is open (app.py): the fine-tune's progress redraws itself whenever it is."""
     try:
         store = resources.digit_store()
+        counts = store.counts()
+        ids, images, labels = store.arrays(newest=SUMMARY_DIGITS)
     except DigitsDatabaseError as exc:  # a corrupt file: say so, and keep the rest of the page working
         st.error(f"Your digits cannot be read: {guard.public(exc)}")
         _show_message(None)
         return
     active = resources.active_model()
-    ids, images, labels = store.arrays()
-    readings = {}
-    if len(ids) and active.predictor is not None:
-        try:
-            predicted = _readings(str(active.path), active.mtime_ns, ids.tobytes(), images, active.predictor)
-            readings = dict(zip(ids.tolist(), predicted.tolist()))
-        except Exception as exc:  # a model that cannot read these must not take the tab down
-            st.error(f"The active model could not read your digits: {guard.public(exc)}")
+    n = int(counts.sum())
+    readings = _read(active, ids, images)
 
-    if len(ids) == 0:
+    if n == 0:
         st.info("You have no labelled digits yet. Draw one in the **Draw** tab and press its "
                 "**This is a…** digit, or import a zip of digits below.")
     else:
         chart, line = st.columns([2, 3], vertical_alignment="center")
-        chart.altair_chart(_counts_chart(store.counts()), width="stretch")
-        text = f"**{len(ids)}** of your digits"
+        chart.altair_chart(_counts_chart(counts), width="stretch")
+        text = f"**{n:,}** of your digits"
         if readings:
             right = sum(readings[i] == int(y) for i, y in zip(ids.tolist(), labels))
-            text += f" · the active model reads **{right / len(ids):.0%}** of them right ({right} of {len(ids)})"
-        else:
+            which = "them" if len(ids) == n else f"the newest {len(ids):,}"
+            text += f" · the active model reads **{right / len(ids):.0%}** of {which} right ({right:,} of " \
+                    f"{len(ids):,})"
+        elif readings is not None:
             text += " · no model is loaded to read them"
         line.markdown(text)
-    _finetune(store, active, len(ids))
-    if len(ids):
+    _finetune(store, active, n)
+    if n:
         st.divider()
-        _gallery(store, readings)
+        _gallery(store, counts, active, readings)
     st.divider()
-    _export_import(store, len(ids))
+    _export_import(store, n)
     _show_message(None)
 
 
@@ -241,28 +265,34 @@ def _metric(column, label: str, before: float | None, after: float | None) -> No
                   help="Before the fine-tune → after it")
 
 
-def _gallery(store: DigitStore, readings: dict[int, int]) -> None:
+def _gallery(store: DigitStore, counts: np.ndarray, active: resources.ActiveModel,
+             readings: dict[int, int] | None) -> None:
+    """A page of the digits, newest first; `readings`: the newest ones' (None: the model cannot read them)."""
     ss = st.session_state
     pick, prev, following, info = st.columns([2, 1, 1, 3], vertical_alignment="bottom")
     # index=: this tab mounts anew each time it opens (see gallery_tab)
     pick.selectbox("Digit", DIGIT_CHOICES, index=DIGIT_CHOICES.index(ss["mine_filter"]), key="mine_filter",
                    on_change=_first_page, format_func=lambda d: "All digits" if d == "All" else d)
     digit = None if ss["mine_filter"] == "All" else int(ss["mine_filter"])
-    total = store.count() if digit is None else int(store.counts()[digit])
+    total = int(counts.sum() if digit is None else counts[digit])
     pages = max(1, -(-total // PAGE_SIZE))
     page = pager(prev, following, "mine_page", pages, "mine")
     shown = store.page(digit, offset=page * PAGE_SIZE, limit=PAGE_SIZE)
-    info.caption(f"Page {page + 1} of {pages} · {total} digit(s), newest first")
+    info.caption(f"Page {page + 1:,} of {pages:,} · {total:,} digit(s), newest first")
     _show_message("gallery")
     if not shown:
         st.info("None of your digits carry this label.")
+    if readings is not None and (older := [d for d in shown if d.id not in readings]):  # past the newest ones
+        more = _read(active, np.array([d.id for d in older]), np.stack([d.image for d in older]))
+        readings = None if more is None else {**readings, **more}
+    locked = not host.unlocked()
     for row in range(0, len(shown), COLUMNS):
         for column, d in zip(st.columns(COLUMNS), shown[row:row + COLUMNS]):
             with column:
-                _cell(d, readings.get(d.id))
+                _cell(d, (readings or {}).get(d.id), locked)
 
 
-def _cell(d: MyDigit, reading: int | None) -> None:
+def _cell(d: MyDigit, reading: int | None, locked: bool) -> None:
     wrong = reading is not None and reading != d.label
     picture = charts.upscale(to_float_images(d.image[np.newaxis])[0, ..., 0], factor=4)
     picture = np.repeat(picture[..., np.newaxis], 3, axis=2)
@@ -274,24 +304,29 @@ def _cell(d: MyDigit, reading: int | None) -> None:
         st.markdown(f":red[**✗ read as {reading}**]")
     st.selectbox("Label", list(range(10)), index=d.label, key=f"mine_relabel_{d.id}", on_change=_edit,
                  args=(d.id, False), format_func=lambda label: f"Label: {label}", label_visibility="collapsed",
-                 help="Choose the right label: it is saved at once.")
-    with st.popover("Delete", icon=":material/delete:", key=f"mine_delete_pop_{d.id}", width="stretch"):
+                 disabled=locked, help=host.LOCKED if locked else "Choose the right label: it is saved at once.")
+    with st.popover("Delete", icon=":material/delete:", key=f"mine_delete_pop_{d.id}", width="stretch",
+                    disabled=locked, help=host.LOCKED if locked else None):
         st.markdown(f"Delete #{d.id} (labelled {d.label})? It cannot be undone; export a zip first to keep a copy.")
         st.button(f"Delete #{d.id}", key=f"mine_delete_{d.id}", type="primary", on_click=_edit, args=(d.id, True))
 
 
 def _export_import(store: DigitStore, n: int) -> None:
+    locked = not host.unlocked()
     export, upload = st.columns(2)
     with export:
         st.markdown("**Export**")
-        st.download_button("Export all (zip)", store.export_zip, file_name="my-digits.zip",
-                           mime="application/zip", key="mine_export", on_click="ignore", disabled=n == 0,
-                           icon=":material/download:",
-                           help="Every digit as a 28×28 PNG with its original drawing, listed in labels.csv.")
+        # A locked page is given no zip to download at all (the data is made when the button is clicked).
+        st.download_button("Export all (zip)", b"" if locked else store.export_zip, file_name="my-digits.zip",
+                           mime="application/zip", key="mine_export", on_click="ignore", disabled=n == 0 or locked,
+                           icon=":material/download:", help=host.LOCKED if locked else
+                           "Every digit as a 28×28 PNG with its original drawing, listed in labels.csv.")
     with upload:
         st.markdown("**Import**")
-        st.file_uploader("Import a zip", type=["zip"], key="mine_import",
-                         help="A zip made by Export: its digits are added to yours, as imported.")
+        st.file_uploader("Import a zip", type=["zip"], key="mine_import", disabled=locked,
+                         help=host.LOCKED if locked else f"A zip made by Export: its digits are added to yours, as "
+                         f"imported (at most {MAX_IMPORT_DIGITS:,} an import, and {MAX_DIGITS:,} in all).")
         st.button("Import", key="mine_import_btn", icon=":material/upload:", on_click=_import,
-                  disabled=st.session_state.get("mine_import") is None)
+                  disabled=locked or st.session_state.get("mine_import") is None,
+                  help=host.LOCKED if locked else None)
         _show_message("import")

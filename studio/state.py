@@ -60,6 +60,8 @@ DEFAULTS = {
     # Host controls (studio.host)
     "host_unlocked": False,  # this page gave the host password
     "host_message": None,  # "Wrong password…", shown once
+    "host_misses": 0,  # wrong passwords this page gave since it last unlocked
+    "host_retry_at": 0.0,  # time.monotonic() before which this page's next password is not read
     # What the last full run showed, so the watcher can tell when another session changed things
     "seen_state": None,
 }

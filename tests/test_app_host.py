@@ -1,7 +1,10 @@
-"""AppTest: host-only controls. With a password set, a page that has not been unlocked can draw and browse but
-cannot train, stop, fine-tune, make a model active or delete one; the sidebar unlocks it."""
+"""AppTest: host-only controls. With a password set, a page that has not been unlocked can draw, label its own
+drawings and browse, but cannot train, stop, fine-tune, make a model active or delete one, nor change or export the
+class's digits; the sidebar unlocks it, slowly after repeated wrong passwords."""
 
 from __future__ import annotations
+
+import time
 
 import numpy as np
 import pytest
@@ -126,3 +129,108 @@ def test_fine_tuning_is_locked_too(runs, password):
     assert button.disabled and button.help == host.LOCKED
     _unlock(at, PASSWORD)
     assert not _button(at, "finetune_btn").disabled
+
+
+def _class_digits(store, n: int) -> list[int]:
+    image = np.zeros((28, 28), np.uint8)
+    return [store.add(i % 10, image, encode_png(image), "drawn", None) for i in range(n)]
+
+
+def _export_button(at: AppTest):
+    (button,) = [b for b in at.get("download_button") if b.proto.label == "Export all (zip)"]
+    return button.proto
+
+
+def test_a_locked_page_cannot_import_delete_relabel_or_export_the_class_digits(runs, password, tmp_path):
+    """The class's digits are what the host's fine-tune and *Include my digits* train on. The controls are drawn
+    disabled, and a change sent anyway is refused by the server."""
+    from mnist_core.digits_db import DigitStore
+    from studio import resources
+
+    store = resources.digit_store()
+    first, second = _class_digits(store, 2)
+    other = DigitStore(tmp_path / "other.sqlite")
+    _class_digits(other, 3)
+    at = open_tab(run_app(), "My digits")
+    assert at.selectbox(key=f"mine_relabel_{first}").disabled
+    popovers = {b.proto.popover.label: b.proto.popover for b in at.get("popover")}
+    assert popovers["Delete"].disabled and popovers["Delete"].help == host.LOCKED
+    assert at.file_uploader(key="mine_import").proto.disabled and _button(at, "mine_import_btn").disabled
+    export = _export_button(at)
+    assert export.disabled and export.help == host.LOCKED and not export.deferred_file_id  # no zip is made for it
+
+    def drawn_unlocked_then_locked() -> None:  # a browser cannot change a disabled widget: one drawn enabled is sent
+        at.session_state["host_unlocked"] = True
+        at.run()
+        at.session_state["host_unlocked"] = False
+
+    drawn_unlocked_then_locked()
+    at.selectbox(key=f"mine_relabel_{first}").set_value(7).run()
+    assert host.LOCKED in _errors(at) and store.get(first).label == 0
+    assert at.selectbox(key=f"mine_relabel_{first}").value == 0  # shows the label that stands
+    drawn_unlocked_then_locked()
+    _button(at, f"mine_delete_{second}").click().run()
+    assert host.LOCKED in _errors(at) and store.count() == 2
+    drawn_unlocked_then_locked()
+    at.session_state["host_unlocked"] = True  # and drawn again with the file chosen
+    at.file_uploader(key="mine_import").set_value(("theirs.zip", other.export_zip(), "application/zip")).run()
+    at.session_state["host_unlocked"] = False
+    _button(at, "mine_import_btn").click().run()
+    assert host.LOCKED in _errors(at) and store.count() == 2
+
+    _unlock(at, PASSWORD)  # the host may do all of it
+    assert not at.selectbox(key=f"mine_relabel_{first}").disabled and _export_button(at).deferred_file_id
+    _button(at, "mine_import_btn").click().run()
+    assert store.count() == 5
+    at.selectbox(key=f"mine_relabel_{first}").set_value(7).run()
+    assert store.get(first).label == 7
+
+
+def test_a_locked_page_may_still_label_its_own_drawings(runs, password, mnist):
+    import io
+
+    from PIL import Image
+
+    from studio import resources
+
+    (_, _), (x_test, _) = mnist
+    buf = io.BytesIO()
+    Image.fromarray(255 - np.kron(x_test[0], np.ones((4, 4), dtype=np.uint8))).save(buf, "PNG")
+    at = run_app()
+    at.file_uploader(key="upload").set_value(("seven.png", buf.getvalue(), "image/png")).run()
+    _button(at, "teach-upload_7").click().run()
+    assert resources.digit_store().count() == 1 and not _errors(at)
+
+
+def test_unlocking_is_slowed_after_five_wrong_passwords(runs, password):
+    at = run_app()
+    for _ in range(host.FREE_MISSES - 1):
+        _unlock(at, "guess")
+    assert any(e == "Wrong password: the host controls stay locked." for e in _errors(at))
+    _unlock(at, "guess")  # the fifth
+    assert any(e.endswith(f"After {host.FREE_MISSES} wrong tries, this page may try once every 2 s.")
+               for e in _errors(at))
+    _unlock(at, PASSWORD)  # at once: not even compared
+    assert any(e.startswith("Too many wrong passwords: this page may try again in ") for e in _errors(at))
+    assert _button(at, "train_btn").disabled
+
+    other = _unlock(run_app(), PASSWORD)  # another page is not slowed by this one's misses
+    assert not _button(other, "train_btn").disabled
+
+    time.sleep(host.RETRY_S)
+    _unlock(at, PASSWORD)
+    assert not _errors(at) and not _button(at, "train_btn").disabled
+
+
+def test_a_locked_pages_clear_the_log_is_refused(runs, password):
+    from mnist_core.training import TrainConfig
+
+    runs.record(TrainConfig.for_preset("seed"), None, "failed", "Training failed: the disk is full.", None)
+    at = _unlock(run_app(), PASSWORD)  # drawn enabled
+    at.session_state["host_unlocked"] = False
+    _button(at, "clear_log_btn").click().run()
+    assert host.LOCKED in _errors(at) and len(runs.history()) == 1
+    at.session_state["host_unlocked"] = True
+    at.run()
+    _button(at, "clear_log_btn").click().run()
+    assert runs.history() == []

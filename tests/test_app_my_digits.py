@@ -312,3 +312,33 @@ def test_a_corrupt_digits_file_is_an_error_and_the_page_still_works(runs):
     errors = [e.value for e in mine(at).error]
     assert any(e.startswith("Your digits cannot be read:") and "digits.sqlite" in e for e in errors), errors
     assert at.button(key="train_btn")  # the other tabs render
+
+
+def test_many_digits_are_scored_on_the_newest_and_read_a_page_at_a_time(runs, store, readable):
+    """The tab never reads every digit: the score is on the newest SUMMARY_DIGITS, and a page past them is read
+    alone."""
+    from studio.my_digits_tab import SUMMARY_DIGITS
+
+    import zipfile
+
+    images, labels = readable
+    n = SUMMARY_DIGITS + 5
+    wrong = [(int(label) + 1) % 10 for label in labels[:5]]  # the 5 oldest are mislabelled: outside the newest
+    all_labels = [*wrong, *np.resize(labels, n)[5:]]
+    buf = io.BytesIO()  # imported in one transaction: a thousand saves one by one take seconds on a busy machine
+    with zipfile.ZipFile(buf, "w") as archive:
+        for i, image in enumerate(np.resize(images, (n, 28, 28))):
+            archive.writestr(f"digits/{i}.png", encode_png(image))
+        archive.writestr("labels.csv", "file,label\n" + "".join(f"digits/{i}.png,{y}\n" for i, y in
+                                                                enumerate(all_labels)))
+    assert store.import_zip(buf.getvalue()).added == n
+    ids = store.arrays()[0].tolist()
+    at = run_mine()
+    assert any(m.startswith(f"**{n:,}** of your digits · the active model reads **100%** of the newest "
+                            f"{SUMMARY_DIGITS:,} right ({SUMMARY_DIGITS:,} of {SUMMARY_DIGITS:,})")
+               for m in markdown(at)), markdown(at)
+    at.session_state["mine_page"] = n // 20  # the last page: the 5 oldest
+    at.run()
+    assert captions(at) == [f"#{i} · label {w} · read as {int(y)}" for i, w, y in
+                            zip(reversed(ids[:5]), reversed(wrong), reversed(labels[:5]))]
+    assert len([m for m in markdown(at) if "✗" in m]) == 5

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
 import re
+import sqlite3
 import subprocess
 import sys
 from pathlib import Path
@@ -417,6 +419,34 @@ def test_digits_commands_say_what_is_wrong(tmp_path):
     assert p.returncode == 2 and "error:" in p.stderr and "Traceback" not in p.stderr
     p = run_cli("digits", "export", "--db", tmp_path / "d.sqlite", cwd=tmp_path)
     assert p.returncode == 2 and "needs the zip file's name" in p.stderr
+
+
+@pytest.mark.parametrize("case", ["a garbage database", "a newer studio's database", "a missing zip to import",
+                                  "a missing folder to export to"])
+def test_digits_database_and_file_errors_are_one_line_and_exit_2(case, digits_db, tmp_path, capsys):
+    db, missing = tmp_path / "digits.sqlite", tmp_path / "nonexistent"
+    if case == "a garbage database":
+        db.write_bytes(b"SQLite format 3\x00" + bytes(range(256)) * 8)
+        argv, message = ["list"], f"error: {db} cannot be opened as a digits database: file is not a database"
+    elif case == "a newer studio's database":
+        with contextlib.closing(sqlite3.connect(db)) as con:
+            con.execute("PRAGMA user_version = 99")
+            con.execute("CREATE TABLE later (x)")
+        argv = ["export", str(tmp_path / "mine.zip")]
+        message = (f"error: {db} was made by a newer studio (schema version 99; this one reads up to 2). Update the "
+                   "studio to use it.")
+    elif case == "a missing zip to import":
+        argv = ["import", str(missing / "x.zip")]
+        message = f"error: Cannot read {missing}/x.zip: No such file or directory"
+    else:
+        db = digits_db.path
+        argv = ["export", str(missing / "x.zip")]
+        message = f"error: Cannot write {missing}/x.zip: No such file or directory"
+    before = db.read_bytes() if db.exists() else None
+    assert cli.main(["digits", *argv, "--db", str(db)]) == 2
+    assert capsys.readouterr().err.splitlines() == [message]
+    assert (db.read_bytes() if db.exists() else None) == before  # nothing made, nothing changed
+    assert not (tmp_path / "mine.zip").exists() and not missing.exists()
 
 
 def test_finetune_reports_before_and_after_and_records_the_parent(dry_run, digits_db, tmp_path):

@@ -23,7 +23,9 @@ from PIL import Image
 from mnist_core import digits_db
 from mnist_core.digits_db import (
     DB_NAME,
+    PNG_SIGNATURE,
     SCHEMA_VERSION,
+    DigitsFullError,
     DigitsImportError,
     DigitStore,
     Reading,
@@ -167,15 +169,21 @@ def test_a_first_version_file_is_migrated_and_keeps_its_digits(tmp_path):
     assert store.add(2, digit(2), ORIGINAL, "drawn") > old.id
 
 
-def test_a_file_from_a_newer_studio_is_refused(tmp_path):
+@pytest.mark.parametrize("journal", ["delete", "wal"])
+def test_a_file_from_a_newer_studio_is_refused_and_left_byte_for_byte(tmp_path, journal):
     path = tmp_path / DB_NAME
-    DigitStore(path).add(1, digit(0), ORIGINAL, "drawn")
-    with contextlib.closing(sqlite3.connect(path)) as con:
-        con.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    with contextlib.closing(sqlite3.connect(path)) as con:  # a newer studio's file, in either journal mode
+        con.execute(f"PRAGMA journal_mode = {journal}")
+        con.execute("CREATE TABLE digits_v99 (id INTEGER PRIMARY KEY, what TEXT)")
+        con.execute("INSERT INTO digits_v99 (what) VALUES ('a digit of the future')")
+        con.execute("PRAGMA user_version = 99")
+        con.commit()
+    before = path.read_bytes()
     with pytest.raises(sqlite3.DatabaseError, match="newer studio") as caught:
         DigitStore(path)
-    assert str(path) in str(caught.value)
-    assert sql(path, "SELECT COUNT(*) FROM digits") == [(1,)]  # untouched
+    assert str(path) in str(caught.value) and "schema version 99" in str(caught.value)
+    assert path.read_bytes() == before  # not even the header's journal mode was changed
+    assert sorted(p.name for p in tmp_path.iterdir()) == [DB_NAME]  # and no -wal or -shm file was left
 
 
 def test_a_file_that_is_not_a_database_is_named_and_left_alone(tmp_path):
@@ -189,7 +197,7 @@ def test_a_file_that_is_not_a_database_is_named_and_left_alone(tmp_path):
 
 
 def test_export_then_import_round_trips_every_digit(store, tmp_path):
-    readings = [Reading(3, 0.25, "runs/models/a.keras"), None, Reading(0, 1.0, "seed.keras")]
+    readings = [Reading(3, 0.25, str(tmp_path / "runs" / "models" / "a.keras")), None, Reading(0, 1.0, "seed.keras")]
     originals = [png(np.full((10 + i, 20, 3), 50 * i, dtype=np.uint8)) for i in range(3)]
     for i, (reading, original) in enumerate(zip(readings, originals, strict=True)):
         store.add((i * 4) % 10, digit(i), original, ("drawn", "uploaded", "drawn")[i], reading)
@@ -200,6 +208,8 @@ def test_export_then_import_round_trips_every_digit(store, tmp_path):
         assert table[0] == ["file", "label", "source", "created_at", "original",
                             "model_digit", "model_confidence", "model_file"]
         assert table[2][5:] == ["", "", ""]  # no reading: empty cells
+        assert [row[7] for row in table[1:]] == ["a.keras", "", "seed.keras"]  # the model's name, not its path
+        assert str(tmp_path) not in archive.read("labels.csv").decode()
         first = Image.open(io.BytesIO(archive.read(table[1][0])))
         assert (first.mode, first.size) == ("L", (28, 28))
         np.testing.assert_array_equal(np.asarray(first), digit(0))
@@ -211,9 +221,10 @@ def test_export_then_import_round_trips_every_digit(store, tmp_path):
     new_ids, new_images, new_labels = fresh.arrays()
     np.testing.assert_array_equal(new_images, images)
     np.testing.assert_array_equal(new_labels, labels)
+    names = [r and Reading(r.digit, r.confidence, Path(r.model).name) for r in readings]
     for i, ident in enumerate(new_ids):
         got = fresh.get(int(ident))
-        assert (got.source, got.reading) == ("imported", readings[i])
+        assert (got.source, got.reading) == ("imported", names[i])
         assert fresh.original_png(int(ident)) == originals[i]
 
 
@@ -261,6 +272,88 @@ def test_a_zip_over_the_size_limit_is_refused(store):
     with pytest.raises(DigitsImportError, match="too large"):
         store.import_zip(data, max_bytes=len(data) - 1)
     assert store.count() == 0
+
+
+def _kb(field: str) -> int:
+    """A field of /proc/self/status in kB: VmRSS (the memory this process holds now), VmHWM (its peak)."""
+    line = next(line for line in Path("/proc/self/status").read_text().splitlines() if line.startswith(f"{field}:"))
+    return int(line.split()[1])
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    (100_000, "labels.csv lists more than 10,000 digits: an import takes at most 10,000 digits, and your digits "
+              "number at most 10,000"),
+    (2_000_000, r"labels.csv is too long for an import \(28.6 MB unpacked; the limit is 2.44 MB\): an import takes "
+                "at most 10,000 digits, and your digits number at most 10,000"),
+], ids=["100,000 rows", "2,000,000 rows"])
+def test_a_zip_listing_one_png_over_and_over_is_refused_in_little_memory(store, rows, message):
+    """The issue's zip: 1.5 KB whose labels.csv lists one PNG 100,000 times added 100,000 digits and grew the
+    server by 754 MB; 2,000,000 times fits in tens of KB."""
+    store.add(1, digit(0), ORIGINAL, "drawn")
+    data = zip_of({"digits/a.png": png(digit(1)), "labels.csv": b"file,label\n" + b"digits/a.png,3\n" * rows})
+    assert len(data) < 100_000  # far under the size limit of a zip
+    Path("/proc/self/clear_refs").write_text("5")  # the peak (VmHWM) starts again from what is held now
+    before = _kb("VmRSS")
+    with pytest.raises(DigitsImportError, match=message):
+        store.import_zip(data)
+    assert (_kb("VmHWM") - before) / 1024 < 100  # MB, at the peak of the import
+    assert store.count() == 1
+
+
+def test_an_import_that_unpacks_to_too_much_adds_nothing(store):
+    """Each row's original is 1 MB of a PNG's signature and zeros, 1 KB packed: 101 of them are over the limit."""
+    bloated = PNG_SIGNATURE + bytes(digits_db.MAX_ENTRY_BYTES - len(PNG_SIGNATURE))
+    files = {"labels.csv": ("file,label,original\n" + "".join(f"digits/{i}.png,{i % 10},originals/{i}.png\n"
+                                                                for i in range(101))).encode()}
+    for i in range(101):
+        files[f"digits/{i}.png"], files[f"originals/{i}.png"] = png(digit(i)), bloated
+    data = zip_of(files)
+    assert len(data) < 500_000
+    with pytest.raises(DigitsImportError, match="^The files it lists unpack to more than 100 MB, the limit of an "
+                                                "import.$"):
+        store.import_zip(data)
+    assert store.count() == 0
+
+
+def test_a_row_repeating_a_file_of_the_zip_is_skipped_and_named(store):
+    files = {"digits/a.png": png(digit(1)), "digits/b.png": png(digit(2)),
+             "labels.csv": b"file,label\ndigits/a.png,1\ndigits/b.png,2\ndigits/a.png,7\ndigits/a.png,1\n"}
+    report = store.import_zip(zip_of(files))
+    assert report.added == 2
+    assert report.skipped == ("digits/a.png: already imported from line 2 of labels.csv",) * 2
+    np.testing.assert_array_equal(store.arrays()[2], [1, 2])
+
+
+def _fill(store: DigitStore, n: int) -> None:
+    """n digits at once, through SQL: the database's cap is reached in milliseconds."""
+    with contextlib.closing(sqlite3.connect(store.path)) as con, con:
+        con.execute("WITH RECURSIVE k(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM k WHERE i < ?) "
+                    "INSERT INTO digits (created_at, label, image, original_png, source) "
+                    "SELECT '2026-11-29T00:00:00+00:00', i % 10, zeroblob(784), ?, 'drawn' FROM k", (n, ORIGINAL))
+
+
+def test_the_database_holds_at_most_max_digits(store):
+    _fill(store, digits_db.MAX_DIGITS - 2)
+    files = {f"digits/{i}.png": png(digit(i)) for i in range(3)}
+    files["labels.csv"] = ("file,label\n" + "".join(f"digits/{i}.png,{i}\n" for i in range(3))).encode()
+    with pytest.raises(DigitsImportError, match=r"^Importing it would take your digits past their limit of 10,000 "
+                                                r"\(room is left for 2\); nothing was added.$"):
+        store.import_zip(zip_of(files))
+    assert store.count() == digits_db.MAX_DIGITS - 2
+    store.add(1, digit(0), ORIGINAL, "drawn")
+    store.add(1, digit(0), ORIGINAL, "drawn")
+    with pytest.raises(DigitsFullError, match="^Your digits are at their limit of 10,000: delete some to keep more"):
+        store.add(1, digit(0), ORIGINAL, "drawn")
+    assert store.count() == digits_db.MAX_DIGITS
+
+
+def test_arrays_of_the_newest_only(store):
+    ids = [store.add(i % 10, digit(i), ORIGINAL, "drawn") for i in range(5)]
+    got_ids, images, labels = store.arrays(newest=3)
+    np.testing.assert_array_equal(got_ids, ids[2:])  # by id ascending, like all of them
+    np.testing.assert_array_equal(images, np.stack([digit(i) for i in range(2, 5)]))
+    np.testing.assert_array_equal(labels, [2, 3, 4])
+    assert len(store.arrays(newest=0)[0]) == 0 and len(store.arrays(newest=9)[0]) == 5
 
 
 def test_an_import_skips_bad_rows_and_names_each(store):

@@ -9,6 +9,7 @@ import zipfile
 import numpy as np
 import pytest
 import tensorflow as tf
+from ai_edge_litert.interpreter import Interpreter
 
 from mnist_core import export
 from mnist_core.model import build_model
@@ -18,8 +19,6 @@ from mnist_core.store import DEFAULT_MODEL, load_model
 MIN_AGREEMENT = {"tflite": 0.999, "tflite-int8": 0.995, "savedmodel": 0.999}  # the issue's bars
 # float32 exports compute what Predictor computes; int8 weights move a probability by a few hundredths
 MAX_PROB_DIFF = {"tflite": 1e-4, "tflite-int8": 0.2, "savedmodel": 1e-4}
-# TF 2.21's interpreter warns that it moves to the ai-edge-litert package, and still works
-INTERPRETER_WARNING = r"ignore:\s*Warning. tf.lite.Interpreter is deprecated:UserWarning"
 
 
 @pytest.fixture(scope="module")
@@ -64,12 +63,11 @@ def test_report_line(exported):
     assert "accuracy=0.99" in line and "size_bytes=" in line and "latency_p50_ms=" in line
 
 
-@pytest.mark.filterwarnings(INTERPRETER_WARNING)
 @pytest.mark.parametrize("fmt", ["tflite", "tflite-int8"])
-def test_download_is_a_file_the_tflite_interpreter_runs(shipped, digits, fmt):
+def test_download_is_a_file_the_litert_interpreter_runs(shipped, digits, fmt):
     blob, name = export.download(DEFAULT_MODEL, fmt)
     assert name == {"tflite": "default.tflite", "tflite-int8": "default-int8.tflite"}[fmt]
-    interpreter = tf.lite.Interpreter(model_content=blob)
+    interpreter = Interpreter(model_content=blob)  # LiteRT, as a phone would run it
     assert interpreter.get_signature_list() == {"serving_default": {"inputs": ["image"], "outputs": ["probabilities"]}}
     images = digits[0][:8]
     probabilities = interpreter.get_signature_runner()(image=images)["probabilities"]

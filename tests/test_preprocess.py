@@ -209,12 +209,13 @@ def paper_seven(width: int, height: int, mode: str = "L") -> Image.Image:
     return image
 
 
-def bomb_png(width: int, height: int) -> bytes:
-    """An all-zero RGBA PNG written row by row: a few hundred KB that decode to width * height * 4 bytes."""
+def bomb_png(width: int, height: int, rows: int | None = None) -> bytes:
+    """An all-zero RGBA PNG written row by row: a few hundred KB that decode to width * height * 4 bytes (only the
+    first `rows` rows are written, when given: a header for a picture that is never decoded)."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     z, row = zlib.compressobj(9), bytes(1 + 4 * width)  # each row: filter type 0, then RGBA zeros
-    idat = b"".join(z.compress(row) for _ in range(height)) + z.flush()
+    idat = b"".join(z.compress(row) for _ in range(height if rows is None else rows)) + z.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, 6, 0, 0, 0)  # 8 bits, colour type 6 (RGBA)
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
@@ -262,6 +263,26 @@ def test_decompression_bomb_png_is_refused_without_decoding(no_decoding):
     assert len(data) < 200_000
     with pytest.raises(ImageUploadError, match=r"too large \(6000x5000 pixels\); the limit is 10,000,000 pixels"):
         load_upload(data)
+
+
+def test_a_400_megapixel_png_is_refused_naming_its_size_and_the_cap(no_decoding):
+    """Over twice PIL's own limit, where Image.open refuses it at once without saying its size."""
+    data = bomb_png(20_000, 20_000, rows=1)  # its header says 20000x20000; nothing past it is read
+    with pytest.raises(ImageUploadError) as refused:
+        load_upload(data)
+    assert str(refused.value).startswith("The picture is too large (20000x20000 pixels); the limit is 10,000,000 "
+                                         "pixels for a PNG.")
+
+
+def test_a_baseline_jpeg_above_pils_limit_is_refused_naming_its_size_and_that_limit(no_decoding):
+    """Decoded at 1/8 scale, a baseline JPEG may be large, but not beyond PIL's own limit (89 MP here)."""
+    data = png_bytes(Image.new("L", (64, 48), "white"), "JPEG")
+    sof = data.index(b"\xff\xc0")  # the frame header: length (2 bytes), precision (1), height (2), width (2)
+    data = data[:sof + 5] + (65_000).to_bytes(2, "big") * 2 + data[sof + 9:]
+    with pytest.raises(ImageUploadError) as refused:
+        load_upload(data)
+    assert str(refused.value) == (f"The picture is too large (65000x65000 pixels); the limit is "
+                                  f"{Image.MAX_IMAGE_PIXELS:,} pixels for a JPEG. Please scale it down.")
 
 
 def test_progressive_jpeg_above_the_cap_is_refused_without_decoding(no_decoding):

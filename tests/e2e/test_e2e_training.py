@@ -9,7 +9,6 @@ from __future__ import annotations
 import csv
 import re
 import time
-import warnings
 
 import numpy as np
 from playwright.sync_api import Page, expect
@@ -110,11 +109,9 @@ def test_training_run_shows_live_curves_and_makes_a_new_active_model(fresh_serve
 
 def tflite_probabilities(path, images):
     """Run a TFLite file (the studio's export: input `image`, output `probabilities`) image by image."""
-    import tensorflow as tf
+    from ai_edge_litert.interpreter import Interpreter
 
-    with warnings.catch_warnings():  # TensorFlow's own interpreter, deprecated for the ai-edge-litert package
-        warnings.filterwarnings("ignore", message=".*tf.lite.Interpreter is deprecated", category=UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(path))
+    interpreter = Interpreter(model_path=str(path))  # LiteRT, as a phone would run it
     interpreter.allocate_tensors()
     (inp,), (out,) = interpreter.get_input_details(), interpreter.get_output_details()
     rows = []
