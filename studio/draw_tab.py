@@ -272,7 +272,7 @@ def _upload() -> None:
     with shown.container():
         original, column = st.columns([1, 3], gap="large")
         picture = keepable(image)  # what a label click keeps, and all the preview needs: not the whole photo
-        original.image(picture.convert("RGB"), caption=upload.name, width=180)
+        original.image(picture.convert("RGB"), caption=guard.public(upload.name), width=180)
         with column, st.container(key="upload-prediction"):
             answer = show_prediction(x, active.predictor, "Uploaded image", _model_caption(active))
             _teach_row("teach-upload", answer, x, picture, "uploaded", str(active.path))
