@@ -41,6 +41,17 @@ def run_cli(*args: str, cwd: Path, timeout: float = 300, tf_log_level: str | Non
                           capture_output=True, text=True, timeout=timeout)
 
 
+def in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """The command run by cli.main in this process (TensorFlow already loaded): its exit status, an argparse exit
+    included, and what it printed. run_cli's separate process is kept for what only a fresh one shows."""
+    try:
+        code = cli.main([str(a) for a in args])
+    except SystemExit as exc:
+        code = exc.code
+    out, err = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, out, err)
+
+
 def _flags_in(text: str) -> set[str]:
     return set(re.findall(r"--[a-z][a-z-]*", text))
 
@@ -57,8 +68,8 @@ def test_help_lists_the_commands(capsys):
         assert command in out
 
 
-def test_train_help_lists_every_flag(tmp_path):
-    p = run_cli("train", "--help", cwd=tmp_path)
+def test_train_help_lists_every_flag(tmp_path, capsys):
+    p = in_process(capsys, "train", "--help")
     assert p.returncode == 0, p.stderr
     assert _flags_in(p.stdout) >= set(TRAIN_FLAGS), set(TRAIN_FLAGS) - _flags_in(p.stdout)
     for name in ("seed", "fast", "best", "onecycle", "mixed_bfloat16"):
@@ -133,11 +144,11 @@ def test_train_dry_run_saves_and_reports(dry_run):
     assert "epoch 1/1" in p.stderr  # the per-epoch line
 
 
-def test_evaluate_prints_the_same_accuracy(dry_run):
+def test_evaluate_prints_the_same_accuracy(dry_run, capsys):
     p, out = dry_run
     assert p.returncode == 0
     trained_accuracy = p.stdout.strip().splitlines()[-1].split()[0]
-    e = run_cli("evaluate", out, "--test-subset", "500", cwd=out.parent)
+    e = in_process(capsys, "evaluate", out, "--test-subset", "500")
     assert e.returncode == 0, e.stderr[-3000:]
     lines = e.stdout.strip().splitlines()
     assert lines[-1] == trained_accuracy
@@ -147,10 +158,10 @@ def test_evaluate_prints_the_same_accuracy(dry_run):
     assert sum(counts) == 500
 
 
-def test_evaluate_corrupt_model_file(tmp_path):
+def test_evaluate_corrupt_model_file(tmp_path, capsys):
     path = tmp_path / "corrupt.keras"
     path.write_bytes(b"PK\x03\x04 this is not really a zip" * 50)
-    p = run_cli("evaluate", path, cwd=tmp_path)
+    p = in_process(capsys, "evaluate", path)
     assert p.returncode == 2
     assert "Traceback" not in p.stderr
     error_lines = [line for line in p.stderr.splitlines() if line.startswith("error:")]
@@ -216,8 +227,8 @@ def test_devices(capsys):
         assert re.search(r"^precision for auto: (float32|mixed_bfloat16)$", out, re.M)
 
 
-def test_bad_flag_value(tmp_path):
-    p = run_cli("train", "--epochs", "0", "--out", tmp_path / "m.keras", cwd=tmp_path)
+def test_bad_flag_value(tmp_path, capsys):
+    p = in_process(capsys, "train", "--epochs", "0", "--out", tmp_path / "m.keras")
     assert p.returncode == 2
     assert "error: epochs must be at least 1, got 0" in p.stderr
     assert "Traceback" not in p.stderr
@@ -298,8 +309,8 @@ def test_good_numbers_are_kept():
     assert (args.holdout, args.learning_rate) == (0.0, 1e-4)
 
 
-def test_an_infinite_learning_rate_trains_nothing(tmp_path):
-    p = run_cli("train", "--learning-rate", "inf", "--out", tmp_path / "m.keras", cwd=tmp_path)
+def test_an_infinite_learning_rate_trains_nothing(tmp_path, capsys):
+    p = in_process(capsys, "train", "--learning-rate", "inf", "--out", tmp_path / "m.keras")
     assert p.returncode == 2
     assert p.stderr.splitlines()[-1].endswith(f"error: argument --learning-rate: {LEARNING_RATE} 'inf'")
     assert "config:" not in p.stderr and p.stdout == ""
@@ -399,25 +410,25 @@ def digits_db(tmp_path_factory, mnist):
     return store
 
 
-def test_digits_list_export_and_import(digits_db, tmp_path):
-    p = run_cli("digits", "list", "--db", digits_db.path, "--limit", "3", cwd=tmp_path)
+def test_digits_list_export_and_import(digits_db, tmp_path, capsys):
+    p = in_process(capsys, "digits", "list", "--db", digits_db.path, "--limit", "3")
     assert p.returncode == 0, p.stderr
     lines = p.stdout.strip().splitlines()
     assert lines[0].endswith("12 digits · 0: 2 1: 2 2: 1 3: 1 4: 1 5: 1 6: 1 7: 1 8: 1 9: 1")
     assert [line.split()[0] for line in lines[1:]] == ["#12", "#11", "#10"]  # the newest first
-    p = run_cli("digits", "export", tmp_path / "mine.zip", "--db", digits_db.path, cwd=tmp_path)
+    p = in_process(capsys, "digits", "export", tmp_path / "mine.zip", "--db", digits_db.path)
     assert p.returncode == 0 and "wrote 12 digits" in p.stdout, p.stderr
-    p = run_cli("digits", "import", tmp_path / "mine.zip", "--db", tmp_path / "other.sqlite", cwd=tmp_path)
+    p = in_process(capsys, "digits", "import", tmp_path / "mine.zip", "--db", tmp_path / "other.sqlite")
     assert p.returncode == 0 and "imported 12 digits" in p.stdout and "(0 skipped)" in p.stdout, p.stderr
 
 
-def test_digits_commands_say_what_is_wrong(tmp_path):
-    p = run_cli("digits", "list", "--db", tmp_path / "none.sqlite", cwd=tmp_path)
+def test_digits_commands_say_what_is_wrong(tmp_path, capsys):
+    p = in_process(capsys, "digits", "list", "--db", tmp_path / "none.sqlite")
     assert p.returncode == 2 and "No digits database at" in p.stderr and "Traceback" not in p.stderr
     (tmp_path / "notes.zip").write_text("not a zip")
-    p = run_cli("digits", "import", tmp_path / "notes.zip", "--db", tmp_path / "d.sqlite", cwd=tmp_path)
+    p = in_process(capsys, "digits", "import", tmp_path / "notes.zip", "--db", tmp_path / "d.sqlite")
     assert p.returncode == 2 and "error:" in p.stderr and "Traceback" not in p.stderr
-    p = run_cli("digits", "export", "--db", tmp_path / "d.sqlite", cwd=tmp_path)
+    p = in_process(capsys, "digits", "export", "--db", tmp_path / "d.sqlite")
     assert p.returncode == 2 and "needs the zip file's name" in p.stderr
 
 
@@ -449,10 +460,10 @@ def test_digits_database_and_file_errors_are_one_line_and_exit_2(case, digits_db
     assert not (tmp_path / "mine.zip").exists() and not missing.exists()
 
 
-def test_finetune_reports_before_and_after_and_records_the_parent(dry_run, digits_db, tmp_path):
+def test_finetune_reports_before_and_after_and_records_the_parent(dry_run, digits_db, tmp_path, capsys):
     _, parent = dry_run
     out = tmp_path / "mine.keras"
-    p = run_cli("finetune", "--from", parent, "--digits", digits_db.path, "--out", out, "--epochs", "1", cwd=tmp_path)
+    p = in_process(capsys, "finetune", "--from", parent, "--digits", digits_db.path, "--out", out, "--epochs", "1")
     assert p.returncode == 0, p.stderr[-3000:]
     assert re.search(r"^your held-out digits: \d+\.\d\d% -> \d+\.\d\d%$", p.stdout, re.M), p.stdout
     assert re.search(r"^MNIST test: \d+\.\d\d% -> \d+\.\d\d%$", p.stdout, re.M), p.stdout
@@ -461,10 +472,10 @@ def test_finetune_reports_before_and_after_and_records_the_parent(dry_run, digit
     assert side["config"]["parent"] == str(parent) and side["personal"]["trained_on"] == 10
 
 
-def test_finetune_without_a_database_is_a_clear_error(dry_run, tmp_path):
+def test_finetune_without_a_database_is_a_clear_error(dry_run, tmp_path, capsys):
     _, parent = dry_run
-    p = run_cli("finetune", "--from", parent, "--digits", tmp_path / "none.sqlite", "--out", tmp_path / "m.keras",
-                cwd=tmp_path)
+    p = in_process(capsys, "finetune", "--from", parent, "--digits", tmp_path / "none.sqlite",
+                   "--out", tmp_path / "m.keras")
     assert p.returncode == 2 and "No digits database at" in p.stderr and "Traceback" not in p.stderr
 
 
@@ -474,9 +485,9 @@ EXPORT_LINE = re.compile(r"^format=tflite-int8 agreement=(\d\.\d{4}) max_prob_di
                          r"accuracy=(\d\.\d{4}) size_bytes=(\d+) latency_p50_ms=\d+\.\d{3}$")
 
 
-def test_export_writes_checks_and_prints_one_line(tmp_path):
+def test_export_writes_checks_and_prints_one_line(tmp_path, capsys):
     out = tmp_path / "digits-int8.tflite"
-    p = run_cli("export", DEFAULT_MODEL, "--format", "tflite-int8", "--out", out, cwd=tmp_path)
+    p = in_process(capsys, "export", DEFAULT_MODEL, "--format", "tflite-int8", "--out", out)
     assert p.returncode == 0, p.stderr[-3000:]
     match = EXPORT_LINE.match(p.stdout.strip())
     assert match and len(p.stdout.splitlines()) == 1, p.stdout
