@@ -65,7 +65,7 @@ def benchmark_training(presets: list[str], quick: bool = False) -> list[Training
     """Train each preset with its own recipe, test accuracy checked after every epoch."""
     rows = []
     for name in presets:
-        overrides = {"epochs": 1, "train_subset": 2000, "test_subset": 1000} if quick else {}
+        overrides = {"epochs": 1, "train_subset": 1000, "test_subset": 500} if quick else {}
         config = TrainConfig.for_preset(name, **overrides)
         result = train(config)
         history = result.history
@@ -95,7 +95,7 @@ def benchmark_callback_cost(quick: bool = False) -> dict[str, float]:
     """Images/s of the seed network at batch 32 (the most callbacks per image) with and without
     the studio's callbacks (live progress, and weight copies published for the live reading);
     each measured twice, alternating, best of two."""
-    n = 2000 if quick else 20000
+    n = 1000 if quick else 20000
     (x_train, y_train), _ = data.load_mnist()
     x, y = x_train[:n], y_train[:n]
     ds = data.make_dataset(x, y, 32, shuffle=True, seed=0)
