@@ -24,16 +24,15 @@ Reported per case:
                cores of this box busy), and in the notes the training process and Playwright's driver with this
                script (/proc, sampled every 0.5 s)
   notes        Clear failures (a Clear that left the old answer or a second canvas on the page, or showed no
-               hint within 15 s: the page is loaded again), pictures the pad sent again (no run had read them
-               within 5 s: studio/drawing_pad.js), pages that did not open, the
-               machine's load average, the slowest /_stcore/health answer (probed every 2 s), phase times
+               hint within 15 s: the page is loaded again), pages that did not open, the machine's load
+               average, the slowest /_stcore/health answer (probed every 2 s), phase times
   images/s     the run's training speed: full epochs × training images / training seconds of the last full
                epoch (runs.jsonl), and its ratio to the same run alone on the server (the mean of the two
                "solo" rows, 0 pages)
 
 A training case: the teacher's page (open throughout, its Train tab filled in once: the seed preset,
 --train-images, 500 test images, 100 epochs) presses Train once the drawing pages are open and goes to the
-Gallery tab; each drawing page waits for the Draw tab's in-training column, then drawing starts; at the end
+Gallery tab; each page waits until its Draw tab says a network is training, then drawing starts; at the end
 the teacher presses Stop, the run is read back from runs.jsonl, and the shipped model is made active again
 (active.json removed) so that every case is read by the same model. The "solo" case is that run with no
 drawing page, for the same time, first and again after all the others ("solo again"): on this shared machine
@@ -100,8 +99,10 @@ EPOCHS = 100  # far more than a case lasts: the run is stopped
 BATCH = 32  # the seed preset's batch size (not changed in the UI)
 RUNNING = re.compile(r"batch [1-9][\d,]*/")
 HINT = "Draw a digit on the black square"
+TRAINING_CAPTION = "A network is training: draw a digit"  # the Draw tab, nothing drawn, while a run trains
 PREDICTION = ".st-key-prediction"
-CANVAS = ".st-key-canvas canvas"
+CANVAS = ".st-key-canvas canvas.upper-canvas"  # Fabric's pointer target, over its drawing and background canvases
+CLEAR = re.compile(r"\bClear$")  # the Clear button's name (after its icon's)
 CURVES = ".st-key-training-curves"
 
 # Inside every page, from its first script on: the time of each pointerup, and each new answer heading.
@@ -120,21 +121,6 @@ WATCH_JS = """(() => {
         }
     };
     new MutationObserver(check).observe(document, {childList: true, subtree: true, characterData: true});
-    // The drawing pad's pictures sent again (no run had read them within its wait). Every rerun request carries
-    // the pad's last state, "tries" included, so a resend is counted when a new (seq, tries) pair goes out.
-    window.__resends = 0;
-    let lastTry = null;
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
-        try {
-            const m = typeof data === 'string' ? null : /"seq":\\d+,"tries":\\d+/.exec(new TextDecoder().decode(data));
-            if (m && m[0] !== lastTry) {
-                lastTry = m[0];
-                window.__resends++;
-            }
-        } catch (e) {}
-        return send.call(this, data);
-    };
     window.__scriptEnds = [];  // each time the page's script run state becomes notRunning
     new MutationObserver(ms => {
         if (ms.some(m => m.target.getAttribute('data-test-script-state') === 'notRunning'))
@@ -142,9 +128,10 @@ WATCH_JS = """(() => {
     }).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
 })();"""
 FIRST_ANSWER_AFTER = "(t) => window.__answers.find(a => a.t >= t) || null"
-# The drawing pads on the page (each one's canvas lives in its component's shadow root), as a JS expression.
+# The canvases on the page that take the pointer (the component's Fabric.js canvases live in its shadow root),
+# as a JS expression.
 COUNT_CANVASES = ("[...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot)"
-                  ".reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0)")
+                  ".reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas.upper-canvas').length, 0)")
 # After Clear (pressed at page time t): "ok" once the hint is shown, no answer heading and exactly one canvas;
 # "stuck" when the hint is shown (Clear's run happened) but an old answer or a second canvas is still on the page
 # and no script has run for 3 s (nothing more is coming). A Clear whose run has not come yet (a busy server) is
@@ -191,7 +178,6 @@ class Case:
     unanswered: int = 0
     wrong: int = 0
     clear_failures: int = 0
-    pad_resends: int = 0  # pictures the drawing pad sent again, all pages together
     exception_boxes: int = 0
     errors: list[str] = field(default_factory=list)
     server_peak_mb: float | None = None
@@ -488,11 +474,10 @@ async def stop_run(page: Page) -> None:
 # --- one pupil ----------------------------------------------------------------------------------------------
 
 async def clear(page: Page, url: str, tally: Tally) -> None:
-    """Press the pad's Clear and wait for the empty pad and the hint. The pad empties itself at once (its Clear is
-    then disabled) and sends the empty picture again until a run has read it; a Clear that still leaves the old
-    answer, or a second canvas, on the page is counted, and the page is loaded afresh."""
+    """Press Clear and wait for the one empty canvas and the hint. A Clear that leaves the old answer, or a second
+    canvas, on the page is counted, and the page is loaded afresh."""
     pressed = await page.evaluate("() => performance.now()")
-    await page.locator(".st-key-canvas button.clear").click(timeout=CLEAR_TIMEOUT_MS)
+    await page.get_by_role("button", name=CLEAR).click(timeout=CLEAR_TIMEOUT_MS)
     try:
         handle = await page.wait_for_function(CLEARED, arg=pressed, timeout=CLEAR_TIMEOUT_MS, polling=100)
         outcome = await handle.json_value()
@@ -583,6 +568,16 @@ def lap(case: Case, phase: str, since: float) -> float:
     return now
 
 
+async def pages_see_the_run(pages: list[Page], case: Case) -> None:
+    """Each page has rerun for the job (the watch polls every 5 s) and says so on its Draw tab: the timed part
+    starts in steady state."""
+    seen = await asyncio.gather(*(expect(p.get_by_text(TRAINING_CAPTION)).to_be_visible(timeout=60_000)
+                                  for p in pages), return_exceptions=True)
+    late = sum(isinstance(s, BaseException) for s in seen)
+    if late:
+        case.errors.append(f"{late} page(s) did not show the run within 60 s")
+
+
 async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
     """Wait for the stopped run's line in runs.jsonl and compute its images/s; the shipped model is made active
     again as soon as the run's model was (so that every case reads drawings with the same model)."""
@@ -638,9 +633,7 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
             running = True
             mark = lap(case, "start run", mark)
             await open_tab(host, "Gallery")  # off the Train tab, as a teacher would leave it
-            # Each drawing page has rerun for the job (the watch polls every 5 s): drawing starts in steady state.
-            await asyncio.gather(*(expect(p.locator(".st-key-live-prediction")).to_be_visible(timeout=60_000)
-                                   for p in pages), return_exceptions=True)
+            await pages_see_the_run(pages, case)
             mark = lap(case, "pages see the run", mark)
         sampler.start()
         deadline = time.monotonic() + seconds
@@ -671,8 +664,6 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
             except Exception as exc:
                 case.errors.append(f"the run could not be stopped: {type(exc).__name__}: {str(exc)[:200]}")
         for p in pages:
-            with contextlib.suppress(PlaywrightError):
-                case.pad_resends += await p.evaluate("window.__resends || 0")
             await p.context.close()
     case.drawings, case.unanswered, case.wrong = tally.drawings, tally.unanswered, tally.wrong
     case.clear_failures, case.errors = tally.clear_failures, case.errors + tally.errors
@@ -724,7 +715,6 @@ def notes(c: Case) -> str:
              f"health probe up to {fmt(c.health_max_ms)} ms"
              + (f", {c.health_failures} unanswered" if c.health_failures else ""),
              f"{c.clear_failures} Clear failures" if c.clear_failures else "",
-             f"{c.pad_resends} pad resends" if c.pad_resends else "",
              f"{c.exception_boxes} exception boxes" if c.exception_boxes else "",
              f"{len(c.errors)} errors: {c.errors[:3]}" if c.errors else "",
              f"{c.wall_s:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in c.phases.items()) + ")"]
