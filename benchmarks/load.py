@@ -181,7 +181,8 @@ class Case:
     exception_boxes: int = 0
     errors: list[str] = field(default_factory=list)
     server_peak_mb: float | None = None
-    cores: dict[str, float] = field(default_factory=dict)  # CPU seconds per second of each part while the pages drew
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each part in the timed part (CpuMeter)
+    timed_s: float = 0.0  # wall seconds of the timed part: the pages drawing (or left open) for `seconds`
     children_peak_mb: float | None = None
     full_epochs: int | None = None
     images_per_s: float | None = None
@@ -192,6 +193,10 @@ class Case:
     phases: dict[str, float] = field(default_factory=dict)  # seconds spent opening, starting, drawing, stopping
     load_peak: float | None = None  # the machine's 1-minute load average, highest during the case
     wall_s: float = 0.0
+
+    def cores(self, part: str) -> float | None:
+        """CPU seconds per second of `part` in the timed part (2.00: two cores busy)."""
+        return self.cpu_s[part] / self.timed_s if part in self.cpu_s and self.timed_s else None
 
     @property
     def name(self) -> str:
@@ -255,9 +260,9 @@ PARTS = ("server", "training", "browsers", "driver")  # where a case's CPU went
 
 
 class CpuMeter:
-    """Cores each part kept busy between start() and read() (CPU seconds / wall seconds): the server process, its
-    children (the training process), Chromium's processes, and the rest of this benchmark's own tree (Playwright's
-    driver and this script). Sampled: a process that ends loses what it used since the last sample."""
+    """CPU seconds each part used between start() and read(): the server process, its children (the training
+    process), Chromium's processes, and the rest of this benchmark's own tree (Playwright's driver and this
+    script). Sampled: a process that ends loses what it used since the last sample."""
 
     def __init__(self, server: int | None) -> None:
         self.server = server
@@ -290,12 +295,12 @@ class CpuMeter:
         self._since, self._busy_since = time.monotonic(), machine_busy_seconds()
         self.sample(table, first=True)
 
-    def read(self) -> dict[str, float]:
-        """Cores per part (no server or training part if the server's process is unknown), and "machine": all the
-        machine's busy cores, whatever used them."""
-        wall = max(1e-9, time.monotonic() - self._since)
-        return {**{k: round(v / wall, 2) for k, v in self._used.items() if self.server or k in ("browsers", "driver")},
-                "machine": round((machine_busy_seconds() - self._busy_since) / wall, 2)}
+    def read(self) -> tuple[dict[str, float], float]:
+        """CPU seconds per part (no server or training part if the server's process is unknown) and "machine": the
+        busy seconds of all the machine's cores, whatever used them; and the wall seconds since start()."""
+        used = {k: v for k, v in self._used.items() if self.server or k in ("browsers", "driver")}
+        used["machine"] = machine_busy_seconds() - self._busy_since
+        return {k: round(v, 3) for k, v in used.items()}, round(time.monotonic() - self._since, 3)
 
 
 def _health(url: str) -> None:
@@ -305,14 +310,15 @@ def _health(url: str) -> None:
 
 class Sampler:
     """Every `every` s while running: peak RSS of the server and of its children together, the machine's load
-    average, the server's /_stcore/health (every 2 s); and from start() to stop() the cores each part of the
-    machine kept busy (CpuMeter)."""
+    average, the server's /_stcore/health (every 2 s); and from start() to stop() the CPU seconds each part of
+    the machine used (CpuMeter)."""
 
     def __init__(self, pid: int | None, url: str | None = None, every: float = 0.5) -> None:
         self.pid, self.url, self.every = pid, url, every
         self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
         self.health_failures = 0
-        self.cores: dict[str, float] | None = None
+        self.cpu_s: dict[str, float] = {}
+        self.timed_s = 0.0
         self._cpu = CpuMeter(pid)
         self._task: asyncio.Task | None = None
 
@@ -343,7 +349,7 @@ class Sampler:
     def start(self) -> None:
         self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
         self.health_failures = 0
-        self.cores = None
+        self.cpu_s, self.timed_s = {}, 0.0
         self._cpu.start(process_table())
         self._task = asyncio.create_task(self._loop())
 
@@ -357,7 +363,7 @@ class Sampler:
                 pass
             self._task = None
             self._cpu.sample(table)
-            self.cores = self._cpu.read()
+            self.cpu_s, self.timed_s = self._cpu.read()
         self.sample(table)
 
 
@@ -672,7 +678,7 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
     case.server_peak_mb = round(sampler.server_peak, 1) if sampler.pid else None
     case.children_peak_mb = round(sampler.children_peak, 1) if sampler.pid else None
     case.load_peak = round(sampler.load_peak, 1)
-    case.cores = sampler.cores or {}
+    case.cpu_s, case.timed_s = sampler.cpu_s, sampler.timed_s
     case.health_max_ms = round(sampler.health_max_ms)
     case.health_failures = sampler.health_failures
     case.wall_s = round(time.monotonic() - started, 1)
@@ -698,8 +704,8 @@ def table(cases: list[Case]) -> str:
         pages += ", again" if c.again else ""
         lines.append(f"| {pages} | {'yes' if c.training else 'no'} | {c.drawings if drew else '–'} | "
                      f"{fmt(c.p50_ms)} | {fmt(c.p95_ms)} | {c.unanswered if drew else '–'} | "
-                     f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.cores.get('server'), 2)} | "
-                     f"{fmt(c.cores.get('browsers'), 2)} | {fmt(c.cores.get('machine'), 2)} | "
+                     f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.cores('server'), 2)} | "
+                     f"{fmt(c.cores('browsers'), 2)} | {fmt(c.cores('machine'), 2)} | "
                      f"{fmt(c.images_per_s)} | {'–' if c.vs_solo is None else f'{c.vs_solo:.2f}'} |")
     return "\n".join(lines)
 
@@ -709,8 +715,8 @@ def notes(c: Case) -> str:
              f"children peak {fmt(c.children_peak_mb)} MB" if c.training else "",
              f"only {c.pages_opened} page(s) opened" if c.pages_opened < c.pages else "",
              f"max {fmt(c.max_ms)} ms" if c.pages else "",
-             f"cores: training process {fmt(c.cores.get('training'), 2)}, Playwright and this script "
-             f"{fmt(c.cores.get('driver'), 2)}" if c.cores else "",
+             f"cores: training process {fmt(c.cores('training'), 2)}, Playwright and this script "
+             f"{fmt(c.cores('driver'), 2)}" if c.cpu_s else "",
              f"load average up to {fmt(c.load_peak, 1)}",
              f"health probe up to {fmt(c.health_max_ms)} ms"
              + (f", {c.health_failures} unanswered" if c.health_failures else ""),
