@@ -94,6 +94,7 @@ STROKE_STEP_PX = 12.0
 OPEN_AT_ONCE = 3  # pages loading the app at the same time
 OPEN_S, OPEN_S_PER_PAGE = 90, 15  # time allowed to open a case's pages; those not open by then are left out
 OVERRUN_S = 90  # time allowed past a case's end to finish the drawings in progress
+DRAWING_EVERY_S = 5.0  # a pupil's pace, for the class one server core serves
 TEST_IMAGES = 500
 EPOCHS = 100  # far more than a case lasts: the run is stopped
 BATCH = 32  # the seed preset's batch size (not changed in the UI)
@@ -101,6 +102,7 @@ RUNNING = re.compile(r"batch [1-9][\d,]*/")
 HINT = "Draw a digit on the black square"
 TRAINING_CAPTION = "A network is training: draw a digit"  # the Draw tab, nothing drawn, while a run trains
 PREDICTION = ".st-key-prediction"
+EXPLAIN = ".st-key-explain"  # "Why this answer", below the answer
 CANVAS = ".st-key-canvas canvas.upper-canvas"  # Fabric's pointer target, over its drawing and background canvases
 CLEAR = re.compile(r"\bClear$")  # the Clear button's name (after its icon's)
 CURVES = ".st-key-training-curves"
@@ -194,6 +196,10 @@ class Case:
     load_peak: float | None = None  # the machine's 1-minute load average, highest during the case
     wall_s: float = 0.0
 
+    @property
+    def answered(self) -> int:
+        return self.drawings - self.unanswered
+
     def cores(self, part: str) -> float | None:
         """CPU seconds per second of `part` in the timed part (2.00: two cores busy)."""
         return self.cpu_s[part] / self.timed_s if part in self.cpu_s and self.timed_s else None
@@ -203,6 +209,35 @@ class Case:
         if self.pages == 0:
             return "solo again" if self.again else "solo"
         return f"{self.pages} {'' if self.drawing else 'open '}{'training' if self.training else 'idle'}"
+
+
+@dataclass
+class Capacity:
+    """What one core of the server serves, from the server process's own CPU (the browsers' left out)."""
+    cpu_per_idle_page: float  # server CPU seconds per second for each page open on the Draw tab, not drawing
+    cpu_per_answer_s: float  # server CPU seconds per drawing read: its answer, explanation and the Clear after it
+    answers_per_core_s: float  # answers a second one core sustains: 1 ÷ cpu_per_answer_s
+    pupils_per_core: float  # pupils one core serves, each drawing every DRAWING_EVERY_S
+    answers: int  # the answers cpu_per_answer_s is measured over
+    idle_case: str  # the case cpu_per_idle_page comes from
+    drawing_cases: list[str]  # the cases cpu_per_answer_s comes from
+
+
+def capacity(cases: list[Case]) -> Capacity | None:
+    """From the cases with no run: CPU per open page, the open-pages case's server CPU per second ÷ its pages
+    (the server's own upkeep, the teacher's page and the health probes counted with them: an upper bound); CPU
+    per answer, the drawing cases' server CPU less what their pages would have cost open and idle, ÷ their answers.
+    None without such an open-pages case and an answered drawing case."""
+    measured = [c for c in cases if not c.training and c.pages_opened and "server" in c.cpu_s and c.timed_s]
+    idle = next((c for c in measured if not c.drawing), None)
+    drawn = [c for c in measured if c.drawing and c.answered]
+    if idle is None or not drawn:
+        return None
+    per_page = idle.cpu_s["server"] / idle.timed_s / idle.pages_opened
+    answers = sum(c.answered for c in drawn)
+    per_answer = sum(c.cpu_s["server"] - per_page * c.pages_opened * c.timed_s for c in drawn) / answers
+    return Capacity(per_page, per_answer, 1 / per_answer, 1 / (per_answer / DRAWING_EVERY_S + per_page), answers,
+                    idle.name, [c.name for c in drawn])
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -379,6 +414,12 @@ async def open_page(browser: Browser, url: str) -> Page:
     return page
 
 
+async def wait_idle(page: Page) -> None:
+    """No script run in progress for this page (the app's own marker of its run state)."""
+    await expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=60_000)
+
+
 async def open_tab(page: Page, name: str) -> None:
     tab = page.get_by_role("tab", name=name)
     await tab.click()
@@ -408,6 +449,7 @@ async def open_draw_page(browser: Browser, url: str, gate: asyncio.Semaphore, at
                     await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
                     await open_tab(page, "Draw")
                     await wait_empty_canvas(page, 45_000)
+                    await wait_idle(page)  # its opening costs the server nothing more in the timed part
                     return page
                 except (AssertionError, PlaywrightError) as exc:
                     problem = f"{str(exc).splitlines()[0]} ({await page_state(page)})"
@@ -456,8 +498,7 @@ async def set_recipe(page: Page, train_images: int) -> None:
     # Computed by the server from the widgets: proves the rerun saw every value.
     await expect(page.get_by_text(f"{steps:,} batches per epoch · {steps * EPOCHS:,} in total.")).to_be_visible(
         timeout=30_000)
-    await expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
-        "data-test-script-state", "notRunning", timeout=60_000)
+    await wait_idle(page)
 
 
 async def start_run(page: Page) -> None:
@@ -604,14 +645,14 @@ async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
         case.images_per_s = len(history) * subset / history[-1]["train_seconds"]
 
 
-async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler, host: Page | None,
-                   pages_n: int, seconds: float, seed: int, stroke_px: float, drawing: bool = True,
-                   again: bool = False) -> Case:
-    """`pages_n` drawing pages (or, if not `drawing`, pages left alone on the Draw tab) for `seconds`; with a
-    training run started (and stopped) by `host` if given. `again`: the solo run repeated at the end.
+async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler, host: Page | None, case: Case,
+                   seed: int, stroke_px: float) -> None:
+    """Measure `case` (its results filled in): its pages drawing (or, if not `case.drawing`, left alone on the Draw
+    tab) for `case.seconds`, with a training run started (and stopped) by `host` if it is a training case.
 
     A failure is reported in the case's errors; the run, if started, is stopped whatever happens."""
-    case = Case(pages=pages_n, training=host is not None, seconds=seconds, drawing=drawing, again=again)
+    pages_n, seconds, drawing = case.pages, case.seconds, case.drawing
+    host = host if case.training else None
     started = time.monotonic()
     print(f"case {case.name}: opening {pages_n} page(s)…", flush=True)
     gate = asyncio.Semaphore(OPEN_AT_ONCE)
@@ -685,7 +726,6 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
     print(f"case {case.name}: {case.drawings} drawings, p50 {fmt(case.p50_ms)} ms, p95 {fmt(case.p95_ms)} ms, "
           f"{case.unanswered} unanswered, {case.wrong} wrong, {case.clear_failures} Clear failures, images/s "
           f"{fmt(case.images_per_s)} ({case.full_epochs} full epochs); {notes(case)}", flush=True)
-    return case
 
 
 # --- the benchmark ------------------------------------------------------------------------------------------
@@ -708,6 +748,22 @@ def table(cases: list[Case]) -> str:
                      f"{fmt(c.cores('browsers'), 2)} | {fmt(c.cores('machine'), 2)} | "
                      f"{fmt(c.images_per_s)} | {'–' if c.vs_solo is None else f'{c.vs_solo:.2f}'} |")
     return "\n".join(lines)
+
+
+def capacity_table(cap: Capacity | None) -> str:
+    if cap is None:
+        return "Server capacity: not measured (it needs --open-pages ≥ 1 and --pages)."
+    return "\n".join([
+        "Server capacity (the server process's own CPU; the browsers' left out):",
+        "",
+        "| measure | value | from |",
+        "|:---|---:|:---|",
+        f"| server CPU per answer (its run, explanation and Clear) | {cap.cpu_per_answer_s * 1000:,.0f} ms | "
+        f"{cap.answers} answers ({', '.join(cap.drawing_cases)}), less their pages' cost when idle |",
+        f"| server CPU per open page, not drawing | {cap.cpu_per_idle_page * 1000:,.1f} ms/s | {cap.idle_case} |",
+        f"| answers per second, one server core | {cap.answers_per_core_s:,.1f} | 1 ÷ CPU per answer |",
+        f"| pupils one server core serves, a drawing every {DRAWING_EVERY_S:g} s each | {cap.pupils_per_core:,.0f} | "
+        f"1 ÷ (CPU per answer ÷ {DRAWING_EVERY_S:g} s + CPU per open page) |"])
 
 
 def notes(c: Case) -> str:
@@ -764,11 +820,24 @@ def server_log_problems(log: Path, limit: int = 15) -> list[str]:
     return seen[:limit]
 
 
-async def benchmark(pages_list: list[int], seconds: float, training: bool, train_images: int, seed: int,
-                    log: Path | None, budget_s: float, json_path: Path | None = None, open_pages: int = 0,
-                    stroke_px: float = STROKE_STEP_PX) -> tuple[list[Case], list[str], list[str]]:
-    """The cases in order (solo run, `open_pages` pages left alone with the run, then each N idle and training,
-    then the solo run again); cases not begun within budget_s are skipped, except that last solo run."""
+def plan(pages: list[int], training_pages: list[int], open_pages: int, seconds: float, again: bool) -> list[Case]:
+    """The cases, in order: the run alone ("solo"); `open_pages` pages left alone during a run and with none;
+    each of `pages` drawing with no run; each of `training_pages` drawing during a run; and, if `again`, the run
+    alone once more. No training page numbers: no run at all."""
+    training = bool(training_pages)
+    cases = [Case(0, True, seconds)] if training else []
+    if open_pages:
+        cases += [Case(open_pages, True, seconds, drawing=False)] if training else []
+        cases.append(Case(open_pages, False, seconds, drawing=False))
+    cases += [Case(n, False, seconds) for n in pages] + [Case(n, True, seconds) for n in training_pages]
+    return cases + ([Case(0, True, seconds, again=True)] if training and again else [])
+
+
+async def benchmark(plan_: list[Case], train_images: int, seed: int, log: Path | None, budget_s: float,
+                    json_path: Path | None = None, stroke_px: float = STROKE_STEP_PX
+                    ) -> tuple[list[Case], list[str], list[str]]:
+    """The cases of `plan_` measured in order; those not begun within budget_s are skipped (their names
+    returned), except the solo run again."""
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         runs_dir = Path(tmp) / "runs"
@@ -786,35 +855,24 @@ async def benchmark(pages_list: list[int], seconds: float, training: bool, train
                 try:
                     # Warm-up: the first page load of a fresh server imports TensorFlow and loads the model.
                     warm = await open_draw_page(browser, url, asyncio.Semaphore(1))
-                    # the first reading builds the model's functions
+                    # the first reading and explanation build the model's functions (seconds of the server's CPU)
                     await draw_polyline(warm, one(140, 140, 180), stroke_px)
-                    await warm.wait_for_function(FIRST_ANSWER_AFTER, arg=0, timeout=60_000)
+                    await expect(warm.locator(EXPLAIN)).to_contain_text("Saliency for", timeout=APP_LOAD_TIMEOUT_MS)
+                    await wait_idle(warm)
                     await warm.context.close()
                     # The teacher's page, open throughout: its Train tab filled in once.
                     host = None
-                    if training:
+                    if any(c.training for c in plan_):
                         host = await open_page(browser, url)
                         await set_recipe(host, train_images)
                         await open_tab(host, "Gallery")
-                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed,
-                                                    stroke_px))
-                        write_json(json_path, cases, partial=True)
-                        if open_pages:
-                            cases.append(await run_case(browser, url, runs_dir, sampler, host, open_pages, seconds,
-                                                        seed, stroke_px, drawing=False))
-                            write_json(json_path, cases, partial=True)
-                    for n in pages_list:
-                        for with_run in ([False, True] if training else [False]):
-                            if time.monotonic() - t0 > budget_s:
-                                skipped.append(f"{n} {'training' if with_run else 'idle'}")
-                                continue
-                            cases.append(await run_case(browser, url, runs_dir, sampler, host if with_run else None,
-                                                        n, seconds, seed, stroke_px))
-                            write_json(json_path, cases, partial=True)  # what is done survives an interruption
-                    if training:
-                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed,
-                                                    stroke_px, again=True))
-                        write_json(json_path, cases, partial=True)
+                    for case in plan_:
+                        if time.monotonic() - t0 > budget_s and not case.again:
+                            skipped.append(case.name)
+                            continue
+                        await run_case(browser, url, runs_dir, sampler, host, case, seed, stroke_px)
+                        cases.append(case)
+                        write_json(json_path, cases, partial=True)  # what is done survives an interruption
                 finally:
                     await browser.close()
         problems = server_log_problems(log)
@@ -834,7 +892,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pages", default="1,5,10,20", help="comma-separated numbers of drawing pages")
     parser.add_argument("--open-pages", type=int, default=10,
-                        help="pages opened and left alone during a run, in a case of their own (0: no such case)")
+                        help="pages opened and left alone, in a case of their own with no run and one during a run "
+                             "(0: no such cases)")
     parser.add_argument("--seconds", type=float, default=45, help="drawing time per case")
     parser.add_argument("--quick", action="store_true", help="smoke run: pages 1,2, 15 s a case, 10,000 images")
     parser.add_argument("--no-training", action="store_true", help="idle server only (no solo run either)")
@@ -857,9 +916,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupt)  # `timeout` or a CI kill: stop the server and browser on the way out
     try:
-        cases, problems, skipped = asyncio.run(benchmark(pages_list, seconds, not args.no_training, train_images,
-                                                         args.seed, args.log, args.budget_minutes * 60, args.json,
-                                                         open_pages, args.stroke_step))
+        cases, problems, skipped = asyncio.run(benchmark(
+            plan(pages_list, [] if args.no_training else pages_list, open_pages, seconds, again=True), train_images,
+            args.seed, args.log, args.budget_minutes * 60, args.json, args.stroke_step))
     except KeyboardInterrupt as exc:
         print(f"interrupted ({exc or 'Ctrl-C'}): no table", file=sys.stderr)
         return 130
@@ -874,6 +933,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for c in cases:
         print(f"- {c.name}: {notes(c)}")
+    cap = capacity(cases)
+    print()
+    print(capacity_table(cap))
+    print()
     for line in targets(cases):
         print(f"target check: {line}")
     if skipped:
@@ -884,7 +947,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line[:300]}")
     print(f"total {wall:.0f} s")
     write_json(args.json, cases, seconds=seconds, train_images=train_images, stroke_step=args.stroke_step,
-               wall_s=round(wall, 1), server_log_problems=problems, skipped=skipped)
+               wall_s=round(wall, 1), server_log_problems=problems, skipped=skipped,
+               capacity=asdict(cap) if cap else None)
     return 0
 
 
