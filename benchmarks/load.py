@@ -8,9 +8,9 @@ is its own browser context (its own Streamlit session), driven with Playwright's
 once. A drawing page draws a 1, a 0 or a 7 in turn (placed a little differently each time; mouse moves
 --stroke-step px apart), waits for the answer, checks the digit, looks at it 0.5-1.5 s, presses Clear and waits
 for the one empty canvas and the hint. The teacher's page, open throughout on the Gallery tab, warms the server
-up first and starts and stops the runs (seed preset, --train-images, 500 test images); a run's pages wait until
-the Draw tab says a network is training, and after the run the shipped model is made active again, so every
-case reads with the same model.
+up first and starts and stops the runs (seed preset, --train-images, 500 test images); after a run the shipped
+model is made active again, so every case reads with the same model. A case's pages serve the next case too (as
+many as it needs), and the timed part starts once each page's Draw tab says whether a run trains.
 
 Cases, in order: the run alone ("solo"); --open-pages pages left open, not drawing, during a run and with none;
 each --pages number drawing with no run, then during a run; the run alone again (a solo run's speed varies a
@@ -87,7 +87,8 @@ EPOCHS = 100  # far more than a case lasts: the run is stopped
 BATCH = 32  # the seed preset's batch size (not changed in the UI)
 RUNNING = re.compile(r"batch [1-9][\d,]*/")
 HINT = "Draw a digit on the black square"
-TRAINING_CAPTION = "A network is training: draw a digit"  # the Draw tab, nothing drawn, while a run trains
+# The Draw tab with nothing drawn says whether a run trains (as the page last heard from the server).
+JOB_CAPTION = {True: "A network is training: draw a digit", False: "While a network trains (Train tab), it reads"}
 PREDICTION = ".st-key-prediction"
 EXPLAIN = ".st-key-explain"  # "Why this answer", below the answer
 CANVAS = ".st-key-canvas canvas.upper-canvas"  # Fabric's pointer target, over its drawing and background canvases
@@ -591,14 +592,55 @@ def lap(case: Case, phase: str, since: float) -> float:
     return now
 
 
-async def pages_see_the_run(pages: list[Page], case: Case) -> None:
-    """Each page has rerun for the job (the watch polls every 5 s) and says so on its Draw tab: the timed part
-    starts in steady state."""
-    seen = await asyncio.gather(*(expect(p.get_by_text(TRAINING_CAPTION)).to_be_visible(timeout=60_000)
-                                  for p in pages), return_exceptions=True)
+async def pages_see_the_job(pages: list[Page], case: Case) -> None:
+    """Each page has rerun for what changed on the server (the watch polls every 5 s): its Draw tab says whether
+    a run trains, its sidebar that the shipped model is active (the run's model was active for a moment after
+    it), and the run has finished. The timed part starts in steady state."""
+    caption = JOB_CAPTION[case.training]
+    seen = await asyncio.gather(*(see_the_job(p, caption) for p in pages), return_exceptions=True)
     late = sum(isinstance(s, BaseException) for s in seen)
     if late:
-        case.errors.append(f"{late} page(s) did not show the run within 60 s")
+        case.errors.append(f"{late} page(s) did not show {caption!r} and the shipped model within 60 s")
+
+
+async def see_the_job(page: Page, caption: str) -> None:
+    await expect(page.get_by_text(caption)).to_be_visible(timeout=60_000)
+    await expect(page.get_by_test_id("stSidebar")).to_contain_text("(shipped default)", timeout=60_000)
+    await wait_idle(page)
+
+
+async def reusable(page: Page) -> bool:
+    """A page kept from the last case shows the one empty canvas and the hint (else it is closed)."""
+    try:
+        await wait_empty_canvas(page, 5_000)
+        return True
+    except (AssertionError, PlaywrightError):
+        with contextlib.suppress(PlaywrightError):
+            await page.context.close()
+        return False
+
+
+async def take_pages(browser: Browser, url: str, kept: list[Page], case: Case) -> list[Page]:
+    """`case.pages` pages on the Draw tab, empty: first those the last case left open (the rest are closed), then
+    new ones. New pages not open in time are left out, and said so in the case's errors."""
+    for page in kept[case.pages:]:
+        await page.context.close()
+    pages = [p for p in kept[:case.pages] if await reusable(p)]
+    gate = asyncio.Semaphore(OPEN_AT_ONCE)
+    tasks = [asyncio.create_task(open_draw_page(browser, url, gate)) for _ in range(case.pages - len(pages))]
+    allowed = OPEN_S + OPEN_S_PER_PAGE * len(tasks)
+    if tasks:
+        await asyncio.wait(tasks, timeout=allowed)
+    late = [t for t in tasks if not t.done()]
+    for t in late:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    pages += [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
+    case.errors += [f"a page did not open: {str(t.exception()).splitlines()[0][:300]}" for t in tasks
+                    if not t.cancelled() and t.exception() is not None]
+    if late:
+        case.errors.append(f"{len(late)} page(s) not open after {allowed} s: left out")
+    return pages
 
 
 async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
@@ -622,43 +664,31 @@ async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
         case.images_per_s = len(history) * subset / history[-1]["train_seconds"]
 
 
-async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler, host: Page | None, case: Case,
-                   seed: int, stroke_px: float) -> None:
+async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler, host: Page, case: Case,
+                   seed: int, stroke_px: float, kept: list[Page]) -> list[Page]:
     """Measure `case` (its results filled in): its pages drawing (or, if not `case.drawing`, left alone on the Draw
-    tab) for `case.seconds`, with a training run started (and stopped) by `host` if it is a training case.
+    tab) for `case.seconds`, with a training run started (and stopped) by `host` if it is a training case. The
+    pages the last case left open (`kept`) serve first; this case's are left open for the next.
 
     A failure is reported in the case's errors; the run, if started, is stopped whatever happens."""
-    pages_n, seconds, drawing = case.pages, case.seconds, case.drawing
-    host = host if case.training else None
+    seconds, drawing = case.seconds, case.drawing
     started = time.monotonic()
-    print(f"case {case.name}: opening {pages_n} page(s)…", flush=True)
-    gate = asyncio.Semaphore(OPEN_AT_ONCE)
-    tasks = [asyncio.create_task(open_draw_page(browser, url, gate)) for _ in range(pages_n)]
-    if tasks:
-        await asyncio.wait(tasks, timeout=OPEN_S + OPEN_S_PER_PAGE * pages_n)
-    late = [t for t in tasks if not t.done()]
-    for t in late:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    pages = [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
-    case.errors += [f"a page did not open: {str(t.exception()).splitlines()[0][:300]}" for t in tasks
-                    if not t.cancelled() and t.exception() is not None]
-    if late:
-        case.errors.append(f"{len(late)} page(s) not open after {OPEN_S + OPEN_S_PER_PAGE * pages_n} s: left out")
+    print(f"case {case.name}: {case.pages} page(s)…", flush=True)
+    pages = await take_pages(browser, url, kept, case)
     case.pages_opened = len(pages)
     mark = lap(case, "open", started)
     records_before = len(run_records(runs_dir))
     tally = Tally()
     running = False
     try:
-        if host is not None:
+        if case.training:
             await open_tab(host, "Train")
             await start_run(host)
             running = True
             mark = lap(case, "start run", mark)
             await open_tab(host, "Gallery")  # off the Train tab, as a teacher would leave it
-            await pages_see_the_run(pages, case)
-            mark = lap(case, "pages see the run", mark)
+        await pages_see_the_job(pages, case)
+        mark = lap(case, "pages see the job", mark)
         sampler.start()
         deadline = time.monotonic() + seconds
         try:  # a drawing begun before the deadline is finished, within bounds
@@ -670,13 +700,13 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
             case.errors.append(f"drawing went on {OVERRUN_S} s past the case's end: the pages were stopped")
         await sampler.stop()
         mark = lap(case, "drawing", mark)
-        if host is not None:
+        if case.training:
             await stop_run(host)
             running = False
             await read_run(runs_dir, records_before, case)
             await open_tab(host, "Gallery")
             lap(case, "stop and record", mark)
-        case.exception_boxes = await count_exception_boxes(pages + ([host] if host else []))
+        case.exception_boxes = await count_exception_boxes(pages + [host])
     except Exception as exc:
         case.errors.append(f"case aborted: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     finally:
@@ -687,8 +717,6 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
                 await read_run(runs_dir, records_before, case)
             except Exception as exc:
                 case.errors.append(f"the run could not be stopped: {type(exc).__name__}: {str(exc)[:200]}")
-        for p in pages:
-            await p.context.close()
     case.drawings, case.unanswered, case.wrong = tally.drawings, tally.unanswered, tally.wrong
     case.clear_failures, case.errors = tally.clear_failures, case.errors + tally.errors
     case.p50_ms, case.p95_ms = percentile(tally.latencies_ms, 0.50), percentile(tally.latencies_ms, 0.95)
@@ -703,6 +731,7 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
     print(f"case {case.name}: {case.drawings} drawings, p50 {fmt(case.p50_ms)} ms, p95 {fmt(case.p95_ms)} ms, "
           f"{case.unanswered} unanswered, {case.wrong} wrong, {case.clear_failures} Clear failures, images/s "
           f"{fmt(case.images_per_s)} ({case.full_epochs} full epochs); {notes(case)}", flush=True)
+    return pages
 
 
 # --- the benchmark ------------------------------------------------------------------------------------------
@@ -810,18 +839,19 @@ async def teachers_page(browser: Browser, url: str, stroke_px: float) -> Page:
 
 def plan(pages: list[int], open_pages: int, seconds: float) -> list[Case]:
     """The cases, in order: the run alone ("solo"); `open_pages` pages left alone during a run and with none;
-    each of `pages` drawing with no run, then each during a run; the run alone again."""
+    each of `pages` drawing with no run, then during a run; the run alone again."""
     cases = [Case(0, True, seconds)]
     if open_pages:
         cases += [Case(open_pages, True, seconds, drawing=False), Case(open_pages, False, seconds, drawing=False)]
-    cases += [Case(n, False, seconds) for n in pages] + [Case(n, True, seconds) for n in pages]
+    cases += [Case(n, training, seconds) for n in pages for training in (False, True)]
     return cases + [Case(0, True, seconds, again=True)]
 
 
 def quick_plan() -> list[Case]:
-    """--quick, the test suite's smoke run: each kind of case once, as few pages and runs as that takes."""
-    return [Case(0, True, QUICK_SECONDS), Case(2, False, QUICK_SECONDS, drawing=False), Case(1, False, QUICK_SECONDS),
-            Case(2, True, QUICK_SECONDS)]
+    """--quick, the test suite's smoke run: each kind of case once, with as few pages and runs as that takes (the
+    same two pages serve all three page cases)."""
+    return [Case(0, True, QUICK_SECONDS), Case(2, False, QUICK_SECONDS, drawing=False), Case(2, True, QUICK_SECONDS),
+            Case(1, False, QUICK_SECONDS)]
 
 
 async def benchmark(planned: list[Case], train_images: int, seed: int, log: Path | None, budget_s: float,
@@ -848,11 +878,12 @@ async def benchmark(planned: list[Case], train_images: int, seed: int, log: Path
                     if any(c.training for c in planned):
                         await set_recipe(host, train_images)
                     await open_tab(host, "Gallery")  # left there, as a teacher would
+                    pages: list[Page] = []
                     for case in planned:
                         if time.monotonic() - t0 > budget_s and not case.again:
                             skipped.append(case.name)
                             continue
-                        await run_case(browser, url, runs_dir, sampler, host, case, seed, stroke_px)
+                        pages = await run_case(browser, url, runs_dir, sampler, host, case, seed, stroke_px, pages)
                         cases.append(case)
                         write_json(json_path, cases, partial=True)  # what is done survives an interruption
                 finally:

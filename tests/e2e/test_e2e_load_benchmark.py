@@ -18,7 +18,7 @@ import pytest
 from e2e_helpers import ROOT
 
 BENCHMARK = ROOT / "benchmarks" / "load.py"
-QUICK_CASES = ["solo", "2 open idle", "1 idle", "2 training"]  # benchmarks/load.py's quick_plan
+QUICK_CASES = ["solo", "2 open idle", "2 training", "1 idle"]  # benchmarks/load.py's quick_plan
 CAPACITY = ("cpu_per_idle_page", "cpu_per_answer_s", "answers_per_core_s", "pupils_per_core")
 
 
