@@ -129,7 +129,7 @@ COUNT_CANVASES = ("[...document.querySelectorAll('.st-key-canvas *')].filter(e =
 CLEARED = """(t) => {
     const canvases = """ + COUNT_CANVASES + """;
     const p = document.querySelector('.st-key-prediction');
-    const hint = p && p.innerText.includes('Draw a digit on the black square');
+    const hint = p && p.innerText.includes(""" + json.dumps(HINT) + """);
     if (hint && !p.querySelector('h3') && canvases === 1) return 'ok';
     const state = document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
     const ends = window.__scriptEnds, last = ends.length ? ends[ends.length - 1] : -1;
