@@ -1,59 +1,44 @@
-"""Classroom load benchmark: N browser pages drawing digits on the Draw tab at once, with and without a training run.
+"""Classroom load benchmark: browser pages drawing on the Draw tab, or left open, with and without a run.
 
-python benchmarks/load.py [--pages 1,5,10,20] [--open-pages 10] [--seconds 45] [--quick] [--no-training]
+python benchmarks/load.py [--pages 1,5] [--open-pages 10] [--seconds 30] [--quick] [--no-training]
                           [--json PATH] [--train-images N] [--budget-minutes 12] [--log PATH] [--stroke-step 12]
 
-One `streamlit run app.py` on 127.0.0.1 (a temporary runs dir) and one headless Chromium; each simulated
-pupil is its own browser context, so its own Streamlit session, driven with Playwright's async API so that
-all pages act at once. For each case (N pages × idle server / training run) every page, for --seconds,
-draws a 1, a 0 or a 7 (in turn, placed a little differently each time; each stroke as mouse moves
---stroke-step px apart, 12 by default, about one a frame at 60 Hz), waits for the answer, checks the
-digit read, looks at it 0.5-1.5 s (seeded), presses Clear and waits for the empty canvas before the next one.
-Page starts are staggered over 1.5 s.
+One `streamlit run app.py` on 127.0.0.1 (a temporary runs dir) and one headless Chromium; each simulated pupil
+is its own browser context (its own Streamlit session), driven with Playwright's async API so that all act at
+once. A drawing page draws a 1, a 0 or a 7 in turn (placed a little differently each time; mouse moves
+--stroke-step px apart), waits for the answer, checks the digit, looks at it 0.5-1.5 s, presses Clear and waits
+for the one empty canvas and the hint. The teacher's page, open throughout on the Gallery tab, warms the server
+up first and starts and stops the runs (seed preset, --train-images, 500 test images); after a run the shipped
+model is made active again, so every case reads with the same model. A case's pages serve the next case too (as
+many as it needs), and the timed part starts once each page's Draw tab says whether a run trains.
 
-Reported per case:
-  drawings     drawings made in the case (mouse-up done)
-  p50/p95 ms   mouse-up → answer heading in `.st-key-prediction`, timed inside the page (the pointerup event
-               and a MutationObserver noticing the "Prediction: N" heading), so Python's polling adds nothing
-  unanswered   no answer within 10 s of mouse-up
-  wrong        an answer came, but not the digit drawn (a misreading or a stale answer)
-  server MB    peak RSS of the streamlit server process (sampled every 0.5 s); children MB: its child
-               processes together (the training process), in the JSON and the notes under the table
-  cores        CPU seconds per second of the case's timed part, by part of the machine: the server process,
-               Chromium's processes (the pages' browsers), the whole machine (whatever used it; 2.00 = both
-               cores of this box busy), and in the notes the training process and Playwright's driver with this
-               script (/proc, sampled every 0.5 s)
-  notes        Clear failures (a Clear that left the old answer or a second canvas on the page, or showed no
-               hint within 15 s: the page is loaded again), pictures the pad sent again (no run had read them
-               within 5 s: studio/drawing_pad.js), pages that did not open, the
-               machine's load average, the slowest /_stcore/health answer (probed every 2 s), phase times
-  images/s     the run's training speed: full epochs × training images / training seconds of the last full
-               epoch (runs.jsonl), and its ratio to the same run alone on the server (the mean of the two
-               "solo" rows, 0 pages)
+Cases, in order: the run alone ("solo"); --open-pages pages left open, not drawing, during a run and with none;
+each --pages number drawing with no run, then during a run; the run alone again (a solo run's speed varies a
+lot between benchmark runs on a shared machine). --quick, the test suite's form, has each kind of case once,
+briefly (see --help).
 
-A training case: the teacher's page (open throughout, its Train tab filled in once: the seed preset,
---train-images, 500 test images, 100 epochs) presses Train once the drawing pages are open and goes to the
-Gallery tab; each drawing page waits for the Draw tab's in-training column, then drawing starts; at the end
-the teacher presses Stop, the run is read back from runs.jsonl, and the shipped model is made active again
-(active.json removed) so that every case is read by the same model. The "solo" case is that run with no
-drawing page, for the same time, first and again after all the others ("solo again"): on this shared machine
-one solo run varied from 4,400 to 6,900 images/s between two benchmark runs. --open-pages N (default 10, 0 for
-none) adds one more training case right after the first: N pages opened on the Draw tab and left alone for the
-same time (pupils who are not drawing), so the run's images/s with them shows what idle pages cost training
-(target: within 15% of solo).
---quick: pages 1 and 2, 15 s a case, 10,000 training images, no open-pages case.
+The table, per case: drawings; mouse-up → "Prediction: N" p50/p95, timed inside the page (its pointerup and a
+MutationObserver), so it includes the canvas's fixed 200 ms send delay; unanswered (none within 30 s); wrong
+digits; the server's peak RSS; cores (CPU seconds per second of the timed part, from /proc) of the server
+process, Chromium and the whole machine; the run's images/s (runs.jsonl) and its ratio to the solo runs' mean.
+The notes under it: the training process's and driver's cores, Clear failures (the page is then loaded again),
+the slowest /_stcore/health probe, the load average, phase times.
 
-Bounded in time: a case's pages get 90 s + 15 s a page to open (those still loading are left out), drawings
-in progress at a case's end get 90 s more, and no case begins after --budget-minutes (the rest are listed as
-skipped), so a saturated machine cannot make the run endless. With --json the file is rewritten after each case.
+Then what one server core can serve, from the server process's own CPU in the cases with no run:
+  CPU per open page   server CPU seconds per second in the open-pages case ÷ its pages (an upper bound: the
+                      teacher's page and the health probes are counted with them)
+  CPU per answer      the drawing cases' server CPU seconds, less their pages' cost when open and idle, ÷ answers
+                      (an answer's run includes its explanation, and the Clear after it)
+  answers/s a core    1 ÷ CPU per answer
+  pupils a core       each drawing every 5 s: 1 ÷ (CPU per answer ÷ 5 s + CPU per open page)
 
-Caveat: the browsers (and Playwright's driver) run on the same machine as the server and share its cores;
-on a 2-core box the figures overstate the load on the server: a classroom's pupils bring their own CPUs.
-Anything else running on the machine skews them too: the notes give the load average seen in each case.
+Targets (printed, judged elsewhere): 1 page, idle server: p50 ≤ 500 ms; pages open, not drawing, during a run:
+the run at ≥ 0.85 of its solo images/s.
 
-Targets (printed, judged elsewhere): 10 pages + training: no drawing unanswered, p95 ≤ 1.5 s, the run keeps
-≥ ½ of its solo images/s; 1 page, idle server: p50 ≤ 250 ms; 10 pages open, not drawing: the run within 15% of
-its solo images/s.
+The browsers share the server's machine: latencies and the run's speed with drawing pages measure them as much
+as the server (a classroom's pupils bring their own CPUs); the capacity figures do not. Bounded in time: pages
+get 90 s + 15 s a page to open, drawings in progress at a case's end 90 s more, and no case begins after
+--budget-minutes (the solo run again excepted). With --json the file is rewritten after each case.
 """
 
 from __future__ import annotations
@@ -85,23 +70,29 @@ from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ARTIFACTS, CANVAS_PX, CHROMIUM_ARGS, VIEWPORT, chromium_path,  # noqa: E402
                          one, run_server, server_pid, seven, zero)
 
-ANSWER_TIMEOUT_S = 10.0  # no answer by then: "unanswered"
-CLEAR_TIMEOUT_MS = 15_000
+CANVAS_SEND_DELAY_MS = 200  # streamlit-drawable-canvas sends its picture this long after the pen lifts
+PAGE_WAIT_MS = 30_000  # the wait for an answer (none by then: "unanswered") or a Clear (none: a Clear failure)
 THINK_S = (0.5, 1.5)
 # A pen stroke reaches the canvas as one pointer move per screen frame: at 60 Hz and a child's 0.5-1 s for a
 # 0 some 180 px tall, 10-16 px apart. Finer steps cost the simulated pupils' browsers (the canvas redraws its
 # whole path at every move), not the server: at 3 px a drawing took 0.64 s of Chromium's CPU, at 12 px 0.17 s.
 STROKE_STEP_PX = 12.0
+QUICK_SECONDS, QUICK_TRAIN_IMAGES = 5.0, 2_000  # --quick: the time of each case, the run's training images
 OPEN_AT_ONCE = 3  # pages loading the app at the same time
 OPEN_S, OPEN_S_PER_PAGE = 90, 15  # time allowed to open a case's pages; those not open by then are left out
 OVERRUN_S = 90  # time allowed past a case's end to finish the drawings in progress
+DRAWING_EVERY_S = 5.0  # a pupil's pace, for the class one server core serves
 TEST_IMAGES = 500
 EPOCHS = 100  # far more than a case lasts: the run is stopped
 BATCH = 32  # the seed preset's batch size (not changed in the UI)
 RUNNING = re.compile(r"batch [1-9][\d,]*/")
 HINT = "Draw a digit on the black square"
+# The Draw tab with nothing drawn says whether a run trains (as the page last heard from the server).
+JOB_CAPTION = {True: "A network is training: draw a digit", False: "While a network trains (Train tab), it reads"}
 PREDICTION = ".st-key-prediction"
-CANVAS = ".st-key-canvas canvas"
+EXPLAIN = ".st-key-explain"  # "Why this answer", below the answer
+CANVAS = ".st-key-canvas canvas.upper-canvas"  # Fabric's pointer target, over its drawing and background canvases
+CLEAR = re.compile(r"\bClear$")  # the Clear button's name (after its icon's)
 CURVES = ".st-key-training-curves"
 
 # Inside every page, from its first script on: the time of each pointerup, and each new answer heading.
@@ -120,21 +111,6 @@ WATCH_JS = """(() => {
         }
     };
     new MutationObserver(check).observe(document, {childList: true, subtree: true, characterData: true});
-    // The drawing pad's pictures sent again (no run had read them within its wait). Every rerun request carries
-    // the pad's last state, "tries" included, so a resend is counted when a new (seq, tries) pair goes out.
-    window.__resends = 0;
-    let lastTry = null;
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
-        try {
-            const m = typeof data === 'string' ? null : /"seq":\\d+,"tries":\\d+/.exec(new TextDecoder().decode(data));
-            if (m && m[0] !== lastTry) {
-                lastTry = m[0];
-                window.__resends++;
-            }
-        } catch (e) {}
-        return send.call(this, data);
-    };
     window.__scriptEnds = [];  // each time the page's script run state becomes notRunning
     new MutationObserver(ms => {
         if (ms.some(m => m.target.getAttribute('data-test-script-state') === 'notRunning'))
@@ -142,17 +118,18 @@ WATCH_JS = """(() => {
     }).observe(document, {subtree: true, attributes: true, attributeFilter: ['data-test-script-state']});
 })();"""
 FIRST_ANSWER_AFTER = "(t) => window.__answers.find(a => a.t >= t) || null"
-# The drawing pads on the page (each one's canvas lives in its component's shadow root), as a JS expression.
+# The canvases on the page that take the pointer (the component's Fabric.js canvases live in its shadow root),
+# as a JS expression.
 COUNT_CANVASES = ("[...document.querySelectorAll('.st-key-canvas *')].filter(e => e.shadowRoot)"
-                  ".reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas').length, 0)")
+                  ".reduce((n, h) => n + h.shadowRoot.querySelectorAll('canvas.upper-canvas').length, 0)")
 # After Clear (pressed at page time t): "ok" once the hint is shown, no answer heading and exactly one canvas;
 # "stuck" when the hint is shown (Clear's run happened) but an old answer or a second canvas is still on the page
 # and no script has run for 3 s (nothing more is coming). A Clear whose run has not come yet (a busy server) is
-# waited for: it is a failure only after CLEAR_TIMEOUT_MS.
+# waited for: it is a failure only after PAGE_WAIT_MS.
 CLEARED = """(t) => {
     const canvases = """ + COUNT_CANVASES + """;
     const p = document.querySelector('.st-key-prediction');
-    const hint = p && p.innerText.includes('Draw a digit on the black square');
+    const hint = p && p.innerText.includes(""" + json.dumps(HINT) + """);
     if (hint && !p.querySelector('h3') && canvases === 1) return 'ok';
     const state = document.querySelector('[data-testid="stApp"]')?.getAttribute('data-test-script-state');
     const ends = window.__scriptEnds, last = ends.length ? ends[ends.length - 1] : -1;
@@ -191,13 +168,14 @@ class Case:
     unanswered: int = 0
     wrong: int = 0
     clear_failures: int = 0
-    pad_resends: int = 0  # pictures the drawing pad sent again, all pages together
     exception_boxes: int = 0
     errors: list[str] = field(default_factory=list)
     server_peak_mb: float | None = None
-    cores: dict[str, float] = field(default_factory=dict)  # CPU seconds per second of each part while the pages drew
+    cpu_s: dict[str, float] = field(default_factory=dict)  # CPU seconds of each part in the timed part (CpuMeter)
+    timed_s: float = 0.0  # wall seconds of the timed part: the pages drawing (or left open) for `seconds`
     children_peak_mb: float | None = None
     full_epochs: int | None = None
+    run_status: str | None = None  # how the run ended, as runs.jsonl says ("stopped" when Stop ended it)
     images_per_s: float | None = None
     vs_solo: float | None = None
     pages_opened: int = 0
@@ -208,10 +186,45 @@ class Case:
     wall_s: float = 0.0
 
     @property
+    def answered(self) -> int:
+        return self.drawings - self.unanswered
+
+    def cores(self, part: str) -> float | None:
+        """CPU seconds per second of `part` in the timed part (2.00: two cores busy)."""
+        return self.cpu_s[part] / self.timed_s if part in self.cpu_s and self.timed_s else None
+
+    @property
     def name(self) -> str:
         if self.pages == 0:
             return "solo again" if self.again else "solo"
         return f"{self.pages} {'' if self.drawing else 'open '}{'training' if self.training else 'idle'}"
+
+
+@dataclass
+class Capacity:
+    """What one core of the server serves, from the server process's own CPU (the browsers' left out)."""
+    cpu_per_idle_page: float  # server CPU seconds per second for each page open on the Draw tab, not drawing
+    cpu_per_answer_s: float  # server CPU seconds per drawing read: its answer, explanation and the Clear after it
+    answers_per_core_s: float  # answers a second one core sustains: 1 ÷ cpu_per_answer_s
+    pupils_per_core: float  # pupils one core serves, each drawing every DRAWING_EVERY_S
+    answers: int  # the answers cpu_per_answer_s is measured over
+    idle_case: str  # the case cpu_per_idle_page comes from
+    drawing_cases: list[str]  # the cases cpu_per_answer_s comes from
+
+
+def capacity(cases: list[Case]) -> Capacity | None:
+    """What one server core can serve (as the module's docstring says), from the cases with no run; None without
+    an open-pages case and an answered drawing case among them."""
+    measured = [c for c in cases if not c.training and c.pages_opened and "server" in c.cpu_s and c.timed_s]
+    idle = next((c for c in measured if not c.drawing), None)
+    drawn = [c for c in measured if c.drawing and c.answered]
+    if idle is None or not drawn:
+        return None
+    per_page = idle.cpu_s["server"] / idle.timed_s / idle.pages_opened
+    answers = sum(c.answered for c in drawn)
+    per_answer = sum(c.cpu_s["server"] - per_page * c.pages_opened * c.timed_s for c in drawn) / answers
+    return Capacity(per_page, per_answer, 1 / per_answer, 1 / (per_answer / DRAWING_EVERY_S + per_page), answers,
+                    idle.name, [c.name for c in drawn])
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -269,9 +282,9 @@ PARTS = ("server", "training", "browsers", "driver")  # where a case's CPU went
 
 
 class CpuMeter:
-    """Cores each part kept busy between start() and read() (CPU seconds / wall seconds): the server process, its
-    children (the training process), Chromium's processes, and the rest of this benchmark's own tree (Playwright's
-    driver and this script). Sampled: a process that ends loses what it used since the last sample."""
+    """CPU seconds each part used between start() and read(): the server process, its children (the training
+    process), Chromium's processes, and the rest of this benchmark's own tree (Playwright's driver and this
+    script). Sampled: a process that ends loses what it used since the last sample."""
 
     def __init__(self, server: int | None) -> None:
         self.server = server
@@ -304,12 +317,12 @@ class CpuMeter:
         self._since, self._busy_since = time.monotonic(), machine_busy_seconds()
         self.sample(table, first=True)
 
-    def read(self) -> dict[str, float]:
-        """Cores per part (no server or training part if the server's process is unknown), and "machine": all the
-        machine's busy cores, whatever used them."""
-        wall = max(1e-9, time.monotonic() - self._since)
-        return {**{k: round(v / wall, 2) for k, v in self._used.items() if self.server or k in ("browsers", "driver")},
-                "machine": round((machine_busy_seconds() - self._busy_since) / wall, 2)}
+    def read(self) -> tuple[dict[str, float], float]:
+        """CPU seconds per part (no server or training part if the server's process is unknown) and "machine": the
+        busy seconds of all the machine's cores, whatever used them; and the wall seconds since start()."""
+        used = {k: v for k, v in self._used.items() if self.server or k in ("browsers", "driver")}
+        used["machine"] = machine_busy_seconds() - self._busy_since
+        return {k: round(v, 3) for k, v in used.items()}, round(time.monotonic() - self._since, 3)
 
 
 def _health(url: str) -> None:
@@ -319,14 +332,15 @@ def _health(url: str) -> None:
 
 class Sampler:
     """Every `every` s while running: peak RSS of the server and of its children together, the machine's load
-    average, the server's /_stcore/health (every 2 s); and from start() to stop() the cores each part of the
-    machine kept busy (CpuMeter)."""
+    average, the server's /_stcore/health (every 2 s); and from start() to stop() the CPU seconds each part of
+    the machine used (CpuMeter)."""
 
     def __init__(self, pid: int | None, url: str | None = None, every: float = 0.5) -> None:
         self.pid, self.url, self.every = pid, url, every
         self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
         self.health_failures = 0
-        self.cores: dict[str, float] | None = None
+        self.cpu_s: dict[str, float] = {}
+        self.timed_s = 0.0
         self._cpu = CpuMeter(pid)
         self._task: asyncio.Task | None = None
 
@@ -357,7 +371,7 @@ class Sampler:
     def start(self) -> None:
         self.server_peak = self.children_peak = self.load_peak = self.health_max_ms = 0.0
         self.health_failures = 0
-        self.cores = None
+        self.cpu_s, self.timed_s = {}, 0.0
         self._cpu.start(process_table())
         self._task = asyncio.create_task(self._loop())
 
@@ -371,20 +385,16 @@ class Sampler:
                 pass
             self._task = None
             self._cpu.sample(table)
-            self.cores = self._cpu.read()
+            self.cpu_s, self.timed_s = self._cpu.read()
         self.sample(table)
 
 
 # --- page actions (async forms of tests/e2e's helpers) ------------------------------------------------------
 
-async def open_page(browser: Browser, url: str) -> Page:
-    context = await browser.new_context(viewport=VIEWPORT)
-    await context.add_init_script(WATCH_JS)
-    page = await context.new_page()
-    page.set_default_timeout(30_000)
-    await page.goto(url, timeout=APP_LOAD_TIMEOUT_MS)
-    await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
-    return page
+async def wait_idle(page: Page) -> None:
+    """No script run in progress for this page (the app's own marker of its run state)."""
+    await expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
+        "data-test-script-state", "notRunning", timeout=60_000)
 
 
 async def open_tab(page: Page, name: str) -> None:
@@ -416,6 +426,7 @@ async def open_draw_page(browser: Browser, url: str, gate: asyncio.Semaphore, at
                     await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
                     await open_tab(page, "Draw")
                     await wait_empty_canvas(page, 45_000)
+                    await wait_idle(page)  # its opening costs the server nothing more in the timed part
                     return page
                 except (AssertionError, PlaywrightError) as exc:
                     problem = f"{str(exc).splitlines()[0]} ({await page_state(page)})"
@@ -431,7 +442,7 @@ async def open_draw_page(browser: Browser, url: str, gate: asyncio.Semaphore, at
 
 async def draw_polyline(page: Page, points: list[tuple[float, float]], step_px: float) -> None:
     upper = page.locator(CANVAS)
-    await expect(upper).to_have_count(1, timeout=CLEAR_TIMEOUT_MS)
+    await expect(upper).to_have_count(1, timeout=PAGE_WAIT_MS)
     await upper.scroll_into_view_if_needed()
     box = await upper.bounding_box()
     assert box is not None and round(box["width"]) == CANVAS_PX, box
@@ -464,8 +475,7 @@ async def set_recipe(page: Page, train_images: int) -> None:
     # Computed by the server from the widgets: proves the rerun saw every value.
     await expect(page.get_by_text(f"{steps:,} batches per epoch · {steps * EPOCHS:,} in total.")).to_be_visible(
         timeout=30_000)
-    await expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
-        "data-test-script-state", "notRunning", timeout=60_000)
+    await wait_idle(page)
 
 
 async def start_run(page: Page) -> None:
@@ -488,13 +498,12 @@ async def stop_run(page: Page) -> None:
 # --- one pupil ----------------------------------------------------------------------------------------------
 
 async def clear(page: Page, url: str, tally: Tally) -> None:
-    """Press the pad's Clear and wait for the empty pad and the hint. The pad empties itself at once (its Clear is
-    then disabled) and sends the empty picture again until a run has read it; a Clear that still leaves the old
-    answer, or a second canvas, on the page is counted, and the page is loaded afresh."""
+    """Press Clear and wait for the one empty canvas and the hint. A Clear that leaves the old answer, or a second
+    canvas, on the page is counted, and the page is loaded afresh."""
     pressed = await page.evaluate("() => performance.now()")
-    await page.locator(".st-key-canvas button.clear").click(timeout=CLEAR_TIMEOUT_MS)
+    await page.get_by_role("button", name=CLEAR).click(timeout=PAGE_WAIT_MS)
     try:
-        handle = await page.wait_for_function(CLEARED, arg=pressed, timeout=CLEAR_TIMEOUT_MS, polling=100)
+        handle = await page.wait_for_function(CLEARED, arg=pressed, timeout=PAGE_WAIT_MS, polling=100)
         outcome = await handle.json_value()
     except PlaywrightTimeout:
         outcome = "timeout"
@@ -543,7 +552,7 @@ async def pupil(page: Page, index: int, url: str, start_delay: float, deadline: 
             if up is None:  # no pointerup seen in the page: fall back to "now" in the page's clock
                 up = await page.evaluate("() => performance.now()")
             try:
-                handle = await page.wait_for_function(FIRST_ANSWER_AFTER, arg=up, timeout=ANSWER_TIMEOUT_S * 1000,
+                handle = await page.wait_for_function(FIRST_ANSWER_AFTER, arg=up, timeout=PAGE_WAIT_MS,
                                                       polling=50)
                 answer = await handle.json_value()
                 tally.latencies_ms.append(answer["t"] - up)
@@ -583,6 +592,57 @@ def lap(case: Case, phase: str, since: float) -> float:
     return now
 
 
+async def pages_see_the_job(pages: list[Page], case: Case) -> None:
+    """Each page has rerun for what changed on the server (the watch polls every 5 s): its Draw tab says whether
+    a run trains, its sidebar that the shipped model is active (the run's model was active for a moment after
+    it), and the run has finished. The timed part starts in steady state."""
+    caption = JOB_CAPTION[case.training]
+    seen = await asyncio.gather(*(see_the_job(p, caption) for p in pages), return_exceptions=True)
+    late = sum(isinstance(s, BaseException) for s in seen)
+    if late:
+        case.errors.append(f"{late} page(s) did not show {caption!r} and the shipped model within 60 s")
+
+
+async def see_the_job(page: Page, caption: str) -> None:
+    await expect(page.get_by_text(caption)).to_be_visible(timeout=60_000)
+    await expect(page.get_by_test_id("stSidebar")).to_contain_text("(shipped default)", timeout=60_000)
+    await wait_idle(page)
+
+
+async def reusable(page: Page) -> bool:
+    """A page kept from the last case shows the one empty canvas and the hint (else it is closed)."""
+    try:
+        await wait_empty_canvas(page, 5_000)
+        return True
+    except (AssertionError, PlaywrightError):
+        with contextlib.suppress(PlaywrightError):
+            await page.context.close()
+        return False
+
+
+async def take_pages(browser: Browser, url: str, kept: list[Page], case: Case) -> list[Page]:
+    """`case.pages` pages on the Draw tab, empty: first those the last case left open (the rest are closed), then
+    new ones. New pages not open in time are left out, and said so in the case's errors."""
+    for page in kept[case.pages:]:
+        await page.context.close()
+    pages = [p for p in kept[:case.pages] if await reusable(p)]
+    gate = asyncio.Semaphore(OPEN_AT_ONCE)
+    tasks = [asyncio.create_task(open_draw_page(browser, url, gate)) for _ in range(case.pages - len(pages))]
+    allowed = OPEN_S + OPEN_S_PER_PAGE * len(tasks)
+    if tasks:
+        await asyncio.wait(tasks, timeout=allowed)
+    late = [t for t in tasks if not t.done()]
+    for t in late:
+        t.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    pages += [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
+    case.errors += [f"a page did not open: {str(t.exception()).splitlines()[0][:300]}" for t in tasks
+                    if not t.cancelled() and t.exception() is not None]
+    if late:
+        case.errors.append(f"{len(late)} page(s) not open after {allowed} s: left out")
+    return pages
+
+
 async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
     """Wait for the stopped run's line in runs.jsonl and compute its images/s; the shipped model is made active
     again as soon as the run's model was (so that every case reads drawings with the same model)."""
@@ -596,6 +656,7 @@ async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
         case.errors.append("the run was not recorded in runs.jsonl within 90 s of Stop")
         return
     record = records[-1]
+    case.run_status = record["status"]
     history = record["history"]
     subset = record["config"].get("train_subset") or 60_000
     case.full_epochs = len(history)
@@ -603,45 +664,31 @@ async def read_run(runs_dir: Path, records_before: int, case: Case) -> None:
         case.images_per_s = len(history) * subset / history[-1]["train_seconds"]
 
 
-async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler, host: Page | None,
-                   pages_n: int, seconds: float, seed: int, stroke_px: float, drawing: bool = True,
-                   again: bool = False) -> Case:
-    """`pages_n` drawing pages (or, if not `drawing`, pages left alone on the Draw tab) for `seconds`; with a
-    training run started (and stopped) by `host` if given. `again`: the solo run repeated at the end.
+async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler, host: Page, case: Case,
+                   seed: int, stroke_px: float, kept: list[Page]) -> list[Page]:
+    """Measure `case` (its results filled in): its pages drawing (or, if not `case.drawing`, left alone on the Draw
+    tab) for `case.seconds`, with a training run started (and stopped) by `host` if it is a training case. The
+    pages the last case left open (`kept`) serve first; this case's are left open for the next.
 
     A failure is reported in the case's errors; the run, if started, is stopped whatever happens."""
-    case = Case(pages=pages_n, training=host is not None, seconds=seconds, drawing=drawing, again=again)
+    seconds, drawing = case.seconds, case.drawing
     started = time.monotonic()
-    print(f"case {case.name}: opening {pages_n} page(s)…", flush=True)
-    gate = asyncio.Semaphore(OPEN_AT_ONCE)
-    tasks = [asyncio.create_task(open_draw_page(browser, url, gate)) for _ in range(pages_n)]
-    if tasks:
-        await asyncio.wait(tasks, timeout=OPEN_S + OPEN_S_PER_PAGE * pages_n)
-    late = [t for t in tasks if not t.done()]
-    for t in late:
-        t.cancel()
-    await asyncio.gather(*tasks, return_exceptions=True)
-    pages = [t.result() for t in tasks if not t.cancelled() and t.exception() is None]
-    case.errors += [f"a page did not open: {str(t.exception()).splitlines()[0][:300]}" for t in tasks
-                    if not t.cancelled() and t.exception() is not None]
-    if late:
-        case.errors.append(f"{len(late)} page(s) not open after {OPEN_S + OPEN_S_PER_PAGE * pages_n} s: left out")
+    print(f"case {case.name}: {case.pages} page(s)…", flush=True)
+    pages = await take_pages(browser, url, kept, case)
     case.pages_opened = len(pages)
     mark = lap(case, "open", started)
     records_before = len(run_records(runs_dir))
     tally = Tally()
     running = False
     try:
-        if host is not None:
+        if case.training:
             await open_tab(host, "Train")
             await start_run(host)
             running = True
             mark = lap(case, "start run", mark)
             await open_tab(host, "Gallery")  # off the Train tab, as a teacher would leave it
-            # Each drawing page has rerun for the job (the watch polls every 5 s): drawing starts in steady state.
-            await asyncio.gather(*(expect(p.locator(".st-key-live-prediction")).to_be_visible(timeout=60_000)
-                                   for p in pages), return_exceptions=True)
-            mark = lap(case, "pages see the run", mark)
+        await pages_see_the_job(pages, case)
+        mark = lap(case, "pages see the job", mark)
         sampler.start()
         deadline = time.monotonic() + seconds
         try:  # a drawing begun before the deadline is finished, within bounds
@@ -653,13 +700,13 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
             case.errors.append(f"drawing went on {OVERRUN_S} s past the case's end: the pages were stopped")
         await sampler.stop()
         mark = lap(case, "drawing", mark)
-        if host is not None:
+        if case.training:
             await stop_run(host)
             running = False
             await read_run(runs_dir, records_before, case)
             await open_tab(host, "Gallery")
             lap(case, "stop and record", mark)
-        case.exception_boxes = await count_exception_boxes(pages + ([host] if host else []))
+        case.exception_boxes = await count_exception_boxes(pages + [host])
     except Exception as exc:
         case.errors.append(f"case aborted: {type(exc).__name__}: {str(exc).splitlines()[0][:300]}")
     finally:
@@ -670,10 +717,6 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
                 await read_run(runs_dir, records_before, case)
             except Exception as exc:
                 case.errors.append(f"the run could not be stopped: {type(exc).__name__}: {str(exc)[:200]}")
-        for p in pages:
-            with contextlib.suppress(PlaywrightError):
-                case.pad_resends += await p.evaluate("window.__resends || 0")
-            await p.context.close()
     case.drawings, case.unanswered, case.wrong = tally.drawings, tally.unanswered, tally.wrong
     case.clear_failures, case.errors = tally.clear_failures, case.errors + tally.errors
     case.p50_ms, case.p95_ms = percentile(tally.latencies_ms, 0.50), percentile(tally.latencies_ms, 0.95)
@@ -681,14 +724,14 @@ async def run_case(browser: Browser, url: str, runs_dir: Path, sampler: Sampler,
     case.server_peak_mb = round(sampler.server_peak, 1) if sampler.pid else None
     case.children_peak_mb = round(sampler.children_peak, 1) if sampler.pid else None
     case.load_peak = round(sampler.load_peak, 1)
-    case.cores = sampler.cores or {}
+    case.cpu_s, case.timed_s = sampler.cpu_s, sampler.timed_s
     case.health_max_ms = round(sampler.health_max_ms)
     case.health_failures = sampler.health_failures
     case.wall_s = round(time.monotonic() - started, 1)
     print(f"case {case.name}: {case.drawings} drawings, p50 {fmt(case.p50_ms)} ms, p95 {fmt(case.p95_ms)} ms, "
           f"{case.unanswered} unanswered, {case.wrong} wrong, {case.clear_failures} Clear failures, images/s "
           f"{fmt(case.images_per_s)} ({case.full_epochs} full epochs); {notes(case)}", flush=True)
-    return case
+    return pages
 
 
 # --- the benchmark ------------------------------------------------------------------------------------------
@@ -707,24 +750,39 @@ def table(cases: list[Case]) -> str:
         pages += ", again" if c.again else ""
         lines.append(f"| {pages} | {'yes' if c.training else 'no'} | {c.drawings if drew else '–'} | "
                      f"{fmt(c.p50_ms)} | {fmt(c.p95_ms)} | {c.unanswered if drew else '–'} | "
-                     f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.cores.get('server'), 2)} | "
-                     f"{fmt(c.cores.get('browsers'), 2)} | {fmt(c.cores.get('machine'), 2)} | "
+                     f"{c.wrong if drew else '–'} | {fmt(c.server_peak_mb)} | {fmt(c.cores('server'), 2)} | "
+                     f"{fmt(c.cores('browsers'), 2)} | {fmt(c.cores('machine'), 2)} | "
                      f"{fmt(c.images_per_s)} | {'–' if c.vs_solo is None else f'{c.vs_solo:.2f}'} |")
     return "\n".join(lines)
+
+
+def capacity_table(cap: Capacity | None) -> str:
+    if cap is None:
+        return "Server capacity: not measured (it needs --open-pages ≥ 1 and --pages)."
+    return "\n".join([
+        "Server capacity (the server process's own CPU; the browsers' left out):",
+        "",
+        "| measure | value | from |",
+        "|:---|---:|:---|",
+        f"| server CPU per answer (its run, explanation and Clear) | {cap.cpu_per_answer_s * 1000:,.0f} ms | "
+        f"{cap.answers} answers ({', '.join(cap.drawing_cases)}), less their pages' cost when idle |",
+        f"| server CPU per open page, not drawing | {cap.cpu_per_idle_page * 1000:,.1f} ms/s | {cap.idle_case} |",
+        f"| answers per second, one server core | {cap.answers_per_core_s:,.1f} | 1 ÷ CPU per answer |",
+        f"| pupils one server core serves, a drawing every {DRAWING_EVERY_S:g} s each | {cap.pupils_per_core:,.0f} | "
+        f"1 ÷ (CPU per answer ÷ {DRAWING_EVERY_S:g} s + CPU per open page) |"])
 
 
 def notes(c: Case) -> str:
     extra = [f"{c.full_epochs} full epochs" if c.training else "",
              f"children peak {fmt(c.children_peak_mb)} MB" if c.training else "",
              f"only {c.pages_opened} page(s) opened" if c.pages_opened < c.pages else "",
-             f"max {fmt(c.max_ms)} ms" if c.pages else "",
-             f"cores: training process {fmt(c.cores.get('training'), 2)}, Playwright and this script "
-             f"{fmt(c.cores.get('driver'), 2)}" if c.cores else "",
+             f"max {fmt(c.max_ms)} ms" if c.pages and c.drawing else "",
+             f"cores: training process {fmt(c.cores('training'), 2)}, Playwright and this script "
+             f"{fmt(c.cores('driver'), 2)}" if c.cpu_s else "",
              f"load average up to {fmt(c.load_peak, 1)}",
              f"health probe up to {fmt(c.health_max_ms)} ms"
              + (f", {c.health_failures} unanswered" if c.health_failures else ""),
              f"{c.clear_failures} Clear failures" if c.clear_failures else "",
-             f"{c.pad_resends} pad resends" if c.pad_resends else "",
              f"{c.exception_boxes} exception boxes" if c.exception_boxes else "",
              f"{len(c.errors)} errors: {c.errors[:3]}" if c.errors else "",
              f"{c.wall_s:.0f} s (" + ", ".join(f"{k} {v:.0f} s" for k, v in c.phases.items()) + ")"]
@@ -740,14 +798,12 @@ def write_json(path: Path | None, cases: list[Case], **more) -> None:
 def targets(cases: list[Case]) -> list[str]:
     out = []
     for c in cases:
-        if c.pages == 10 and c.training and not c.drawing:
-            out.append(f"10 pages open, not drawing, + training: run at {fmt(c.vs_solo, 2)} of solo "
+        if c.pages == 1 and c.drawing and not c.training:
+            out.append(f"1 page, idle server: mouse-up → answer p50 {fmt(c.p50_ms)} ms (target ≤ 500), p95 "
+                       f"{fmt(c.p95_ms)} ms; both include the canvas's fixed {CANVAS_SEND_DELAY_MS} ms send delay")
+        if c.training and not c.drawing:
+            out.append(f"{c.pages} pages open, not drawing, + training: run at {fmt(c.vs_solo, 2)} of solo "
                        "(target ≥ 0.85)")
-        if c.pages == 10 and c.training and c.drawing:
-            out.append(f"10 pages + training: unanswered {c.unanswered} (target 0), p95 {fmt(c.p95_ms)} ms "
-                       f"(target ≤ 1,500), run at {fmt(c.vs_solo, 2)} of solo (target ≥ 0.50)")
-        if c.pages == 1 and not c.training:
-            out.append(f"1 page, idle: p50 {fmt(c.p50_ms)} ms (target ≤ 250)")
     return out
 
 
@@ -768,11 +824,41 @@ def server_log_problems(log: Path, limit: int = 15) -> list[str]:
     return seen[:limit]
 
 
-async def benchmark(pages_list: list[int], seconds: float, training: bool, train_images: int, seed: int,
-                    log: Path | None, budget_s: float, json_path: Path | None = None, open_pages: int = 0,
-                    stroke_px: float = STROKE_STEP_PX) -> tuple[list[Case], list[str], list[str]]:
-    """The cases in order (solo run, `open_pages` pages left alone with the run, then each N idle and training,
-    then the solo run again); cases not begun within budget_s are skipped, except that last solo run."""
+async def teachers_page(browser: Browser, url: str, stroke_px: float) -> Page:
+    """The teacher's page, open throughout. It warms the server up first: the first page of a fresh server
+    imports TensorFlow and loads the model, and the first reading and explanation build the model's functions
+    (seconds of the server's CPU, kept out of every case); its canvas is then emptied."""
+    page = await open_draw_page(browser, url, asyncio.Semaphore(1))
+    await draw_polyline(page, one(140, 140, 180), stroke_px)
+    await expect(page.locator(EXPLAIN)).to_contain_text("Saliency for", timeout=APP_LOAD_TIMEOUT_MS)
+    await page.get_by_role("button", name=CLEAR).click()
+    await wait_empty_canvas(page, PAGE_WAIT_MS)
+    await wait_idle(page)
+    return page
+
+
+def plan(pages: list[int], open_pages: int, seconds: float) -> list[Case]:
+    """The cases, in order: the run alone ("solo"); `open_pages` pages left alone during a run and with none;
+    each of `pages` drawing with no run, then during a run; the run alone again."""
+    cases = [Case(0, True, seconds)]
+    if open_pages:
+        cases += [Case(open_pages, True, seconds, drawing=False), Case(open_pages, False, seconds, drawing=False)]
+    cases += [Case(n, training, seconds) for n in pages for training in (False, True)]
+    return cases + [Case(0, True, seconds, again=True)]
+
+
+def quick_plan() -> list[Case]:
+    """--quick, the test suite's smoke run: each kind of case once, with as few pages and runs as that takes (the
+    same two pages serve all three page cases)."""
+    return [Case(0, True, QUICK_SECONDS), Case(2, False, QUICK_SECONDS, drawing=False), Case(2, True, QUICK_SECONDS),
+            Case(1, False, QUICK_SECONDS)]
+
+
+async def benchmark(planned: list[Case], train_images: int, seed: int, log: Path | None, budget_s: float,
+                    json_path: Path | None = None, stroke_px: float = STROKE_STEP_PX
+                    ) -> tuple[list[Case], list[str], list[str]]:
+    """The cases of `planned` measured in order; those not begun within budget_s are skipped (their names
+    returned), except the solo run again."""
     skipped: list[str] = []
     with tempfile.TemporaryDirectory(prefix="load-bench-") as tmp:
         runs_dir = Path(tmp) / "runs"
@@ -788,37 +874,18 @@ async def benchmark(pages_list: list[int], seconds: float, training: bool, train
                 browser = await pw.chromium.launch(executable_path=chromium_path(), headless=True,
                                                    args=CHROMIUM_ARGS)
                 try:
-                    # Warm-up: the first page load of a fresh server imports TensorFlow and loads the model.
-                    warm = await open_draw_page(browser, url, asyncio.Semaphore(1))
-                    # the first reading builds the model's functions
-                    await draw_polyline(warm, one(140, 140, 180), stroke_px)
-                    await warm.wait_for_function(FIRST_ANSWER_AFTER, arg=0, timeout=60_000)
-                    await warm.context.close()
-                    # The teacher's page, open throughout: its Train tab filled in once.
-                    host = None
-                    if training:
-                        host = await open_page(browser, url)
+                    host = await teachers_page(browser, url, stroke_px)
+                    if any(c.training for c in planned):
                         await set_recipe(host, train_images)
-                        await open_tab(host, "Gallery")
-                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed,
-                                                    stroke_px))
-                        write_json(json_path, cases, partial=True)
-                        if open_pages:
-                            cases.append(await run_case(browser, url, runs_dir, sampler, host, open_pages, seconds,
-                                                        seed, stroke_px, drawing=False))
-                            write_json(json_path, cases, partial=True)
-                    for n in pages_list:
-                        for with_run in ([False, True] if training else [False]):
-                            if time.monotonic() - t0 > budget_s:
-                                skipped.append(f"{n} {'training' if with_run else 'idle'}")
-                                continue
-                            cases.append(await run_case(browser, url, runs_dir, sampler, host if with_run else None,
-                                                        n, seconds, seed, stroke_px))
-                            write_json(json_path, cases, partial=True)  # what is done survives an interruption
-                    if training:
-                        cases.append(await run_case(browser, url, runs_dir, sampler, host, 0, seconds, seed,
-                                                    stroke_px, again=True))
-                        write_json(json_path, cases, partial=True)
+                    await open_tab(host, "Gallery")  # left there, as a teacher would
+                    pages: list[Page] = []
+                    for case in planned:
+                        if time.monotonic() - t0 > budget_s and not case.again:
+                            skipped.append(case.name)
+                            continue
+                        pages = await run_case(browser, url, runs_dir, sampler, host, case, seed, stroke_px, pages)
+                        cases.append(case)
+                        write_json(json_path, cases, partial=True)  # what is done survives an interruption
                 finally:
                     await browser.close()
         problems = server_log_problems(log)
@@ -836,11 +903,15 @@ def _interrupt(signum, frame) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pages", default="1,5,10,20", help="comma-separated numbers of drawing pages")
+    parser.add_argument("--pages", default="1,5",
+                        help="comma-separated numbers of drawing pages, each with no run and during a run")
     parser.add_argument("--open-pages", type=int, default=10,
-                        help="pages opened and left alone during a run, in a case of their own (0: no such case)")
-    parser.add_argument("--seconds", type=float, default=45, help="drawing time per case")
-    parser.add_argument("--quick", action="store_true", help="smoke run: pages 1,2, 15 s a case, 10,000 images")
+                        help="pages opened and left alone, in a case of their own with no run and one during a run "
+                             "(0: no such cases)")
+    parser.add_argument("--seconds", type=float, default=30, help="drawing time per case")
+    parser.add_argument("--quick", action="store_true",
+                        help=f"the test suite's smoke run: the run alone, 2 pages left open, 1 page drawing, 2 during "
+                             f"a run; {QUICK_SECONDS:g} s a case, the run on {QUICK_TRAIN_IMAGES:,} images")
     parser.add_argument("--no-training", action="store_true", help="idle server only (no solo run either)")
     parser.add_argument("--train-images", type=int, default=30_000, help="training images of the run (seed preset)")
     parser.add_argument("--seed", type=int, default=0, help="seeds the positions and think times")
@@ -851,19 +922,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="also write the results here as JSON")
     parser.add_argument("--log", type=Path, help="keep the server's log here (default: a temporary file)")
     args = parser.parse_args(argv)
-    pages_list = [int(p) for p in args.pages.split(",") if p.strip()]
-    seconds, train_images, open_pages = args.seconds, args.train_images, args.open_pages
-    if args.quick:
-        pages_list, seconds, train_images, open_pages = [1, 2], 15.0, 10_000, 0
-    if any(n < 1 for n in pages_list) or open_pages < 0 or not args.stroke_step > 0:
+    pages_list = [int(n) for n in args.pages.split(",") if n.strip()]
+    if any(n < 1 for n in pages_list) or args.open_pages < 0 or not args.stroke_step > 0:
         parser.error("--pages: each number must be at least 1; --open-pages: at least 0; --stroke-step: above 0")
+    seconds, train_images = args.seconds, args.train_images
+    cases = plan(pages_list, args.open_pages, seconds)
+    if args.quick:
+        seconds, train_images, cases = QUICK_SECONDS, QUICK_TRAIN_IMAGES, quick_plan()
+    if args.no_training:
+        cases = [c for c in cases if not c.training]
 
     started = time.monotonic()
     signal.signal(signal.SIGTERM, _interrupt)  # `timeout` or a CI kill: stop the server and browser on the way out
     try:
-        cases, problems, skipped = asyncio.run(benchmark(pages_list, seconds, not args.no_training, train_images,
-                                                         args.seed, args.log, args.budget_minutes * 60, args.json,
-                                                         open_pages, args.stroke_step))
+        cases, problems, skipped = asyncio.run(benchmark(cases, train_images, args.seed, args.log,
+                                                         args.budget_minutes * 60, args.json, args.stroke_step))
     except KeyboardInterrupt as exc:
         print(f"interrupted ({exc or 'Ctrl-C'}): no table", file=sys.stderr)
         return 130
@@ -878,6 +951,10 @@ def main(argv: list[str] | None = None) -> int:
     print()
     for c in cases:
         print(f"- {c.name}: {notes(c)}")
+    cap = capacity(cases)
+    print()
+    print(capacity_table(cap))
+    print()
     for line in targets(cases):
         print(f"target check: {line}")
     if skipped:
@@ -888,7 +965,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"  {line[:300]}")
     print(f"total {wall:.0f} s")
     write_json(args.json, cases, seconds=seconds, train_images=train_images, stroke_step=args.stroke_step,
-               wall_s=round(wall, 1), server_log_problems=problems, skipped=skipped)
+               wall_s=round(wall, 1), server_log_problems=problems, skipped=skipped,
+               capacity=asdict(cap) if cap else None)
     return 0
 
 
