@@ -19,6 +19,7 @@ from studio import charts, draw_canvas, guard, polling, resources
 HINT = "Draw a digit on the black square: the model's answer appears here."
 LIVE_REFRESH_S = 2.0  # how often the network in training reads the drawing again (Draw tab open, a drawing on it)
 
+
 def _teach(label: int, x: np.ndarray, picture: np.ndarray | Image.Image, source: str, reading: Reading | None) -> None:
     """Keep the digit with the user's label; a drawing's canvas is cleared for the next one."""
     try:
