@@ -21,12 +21,16 @@ import time
 import traceback
 from dataclasses import dataclass, field
 
-from mnist_core.live import WeightBoard
-from mnist_core.progress import ProgressSnapshot, TrainingProgress
-from mnist_core.retention import Retention, keep_setting
-from mnist_core.runs import RunStore
-from mnist_core.store import ModelInfo
-from mnist_core.training import TrainConfig, TrainResult, train
+from mnist_core import load_tensorflow
+
+load_tensorflow()  # before the imports below load it: its load lines once here, none in a training process
+
+from mnist_core.live import WeightBoard  # noqa: E402
+from mnist_core.progress import ProgressSnapshot, TrainingProgress  # noqa: E402
+from mnist_core.retention import Retention, keep_setting  # noqa: E402
+from mnist_core.runs import RunStore  # noqa: E402
+from mnist_core.store import ModelInfo  # noqa: E402
+from mnist_core.training import TrainConfig, TrainResult, train  # noqa: E402
 
 STOP_GRACE_S = 10.0  # a run still training this long after Stop is ended by force
 TRAIN_THREADS = max(1, (os.cpu_count() or 2) - 1)  # TensorFlow's threads in the training process: a core is left

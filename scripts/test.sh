@@ -33,6 +33,6 @@ if [ ! -x "$browser" ]; then
   fi
 fi
 
-# Two workers, a test file each at a time (a file's browser tests share its server): the suite's tests spend much
-# of their time waiting on servers, browsers and training processes, so two at once fill the machine's two cores.
-exec python -m pytest -n 2 --dist loadfile "$@"
+# Three workers, a test file each at a time (a file's browser tests share its server): the suite's tests spend much
+# of their time waiting on servers, browsers and training processes; three at once keep a 2-core machine busy.
+exec python -m pytest -n 3 --dist loadfile "$@"

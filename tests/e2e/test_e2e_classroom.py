@@ -51,40 +51,6 @@ def assert_stays_clear(page: Page) -> None:
         time.sleep(QUIET_S)
 
 
-def test_clear_and_upload_removal_leave_no_old_answer_while_a_run_trains(fresh_server, open_page, mnist,
-                                                                         tmp_path):
-    host = open_page(fresh_server)
-    start_long_run(host)
-    (_, _), (x_test, y_test) = mnist
-    paper = Image.fromarray(255 - x_test[0]).resize((140, 140), Image.Resampling.BILINEAR)
-    assert int(y_test[0]) == 7
-
-    page = open_page(fresh_server)  # a pupil's page, beside the host's
-    open_tab(page, "Draw")
-    expect(page.get_by_text("A network is training: draw a digit")).to_be_visible()
-    for i in range(2):
-        digit, shape = ("7", seven) if i % 2 == 0 else ("1", one)
-        draw_polyline(page, shape(140, 140, 180))
-        expect(prediction_heading(page)).to_have_text(f"Prediction: {digit}")
-        expect(page.locator(EXPLAIN)).to_contain_text(f"Saliency for {digit}")
-        page.get_by_role("button", name=re.compile(r"\bClear$")).click()
-        assert_stays_clear(page)
-        canvas_origin(page)  # one canvas of the right size, ready for the next drawing
-
-    uploader = page.get_by_test_id("stFileUploader").filter(has_text="Digit image")
-    picture = tmp_path / "seven.png"
-    paper.save(picture)
-    uploader.locator('input[type="file"]').set_input_files(picture)
-    expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text("Uploaded image: 7")
-    uploader.get_by_role("button", name=f"Remove {picture.name}").click()
-    for _ in range(2):
-        expect(page.locator(UPLOAD_PREDICTION)).to_have_count(0)
-        expect(page.get_by_test_id("stImageCaption").filter(has_text=picture.name)).to_have_count(0)
-        time.sleep(QUIET_S)
-    assert_no_exception(page)
-    stop_the_run(host)
-
-
 class Sent(NamedTuple):
     at: float  # time.monotonic()
     fragment: str  # the fragment to rerun ("" for the whole page)
@@ -116,13 +82,17 @@ def _frames_within(page: Page, sent: list[Sent], seconds: float) -> list[Sent]:
     return [s for s in sent if start <= s.at < start + seconds]
 
 
-def test_the_live_views_ask_for_redraws_only_while_shown_and_the_reading_in_training_needs_a_drawing(
-        fresh_server, open_page, browser):
+def test_a_pupils_page_while_a_run_trains(fresh_server, open_page, browser, mnist, tmp_path):
+    """Live views ask for redraws only while shown, the reading in training needs a drawing, and Clear and an
+    upload's removal leave no old answer."""
     host = open_page(fresh_server)
     start_long_run(host)
     open_tab(host, "Gallery")  # the host's page must not redraw either
+    (_, _), (x_test, y_test) = mnist
+    paper = Image.fromarray(255 - x_test[0]).resize((140, 140), Image.Resampling.BILINEAR)
+    assert int(y_test[0]) == 7
 
-    page, sent = _sent_frames(browser, fresh_server)
+    page, sent = _sent_frames(browser, fresh_server)  # a pupil's page, beside the host's
     live = page.locator(".st-key-live-prediction")
 
     def timers() -> set[str]:
@@ -141,13 +111,31 @@ def test_the_live_views_ask_for_redraws_only_while_shown_and_the_reading_in_trai
         expect(page.get_by_text("A network is training: draw a digit")).to_be_visible()
         expect(live).to_have_count(0)  # nothing drawn: no reading in training, and no timer
         empty_canvas = timers()
-        draw_polyline(page, one(140, 140, 180))
-        expect(live).to_contain_text("In training")
-        drawn = timers()
-        page.get_by_role("button", name=re.compile(r"\bClear$")).click()  # the reading goes with the drawing
-        expect(live).to_have_count(0)
-        expect(page.get_by_text("A network is training: draw a digit")).to_be_visible()
-        cleared = timers()
+        for digit, shape in (("7", seven), ("1", one)):
+            draw_polyline(page, shape(140, 140, 180))
+            expect(prediction_heading(page)).to_have_text(f"Prediction: {digit}")
+            expect(page.locator(EXPLAIN)).to_contain_text(f"Saliency for {digit}")
+            expect(live).to_contain_text("In training")
+            if digit == "7":
+                drawn = timers()
+            page.get_by_role("button", name=re.compile(r"\bClear$")).click()  # the reading goes with the drawing
+            assert_stays_clear(page)
+            expect(live).to_have_count(0)
+            expect(page.get_by_text("A network is training: draw a digit")).to_be_visible()
+            if digit == "7":
+                cleared = timers()
+            canvas_origin(page)  # one canvas of the right size, ready for the next drawing
+
+        uploader = page.get_by_test_id("stFileUploader").filter(has_text="Digit image")
+        picture = tmp_path / "seven.png"
+        paper.save(picture)
+        uploader.locator('input[type="file"]').set_input_files(picture)
+        expect(prediction_heading(page, UPLOAD_PREDICTION)).to_have_text("Uploaded image: 7")
+        uploader.get_by_role("button", name=f"Remove {picture.name}").click()
+        for _ in range(2):
+            expect(page.locator(UPLOAD_PREDICTION)).to_have_count(0)
+            expect(page.get_by_test_id("stImageCaption").filter(has_text=picture.name)).to_have_count(0)
+            time.sleep(QUIET_S)
         assert_no_exception(page)
     finally:
         page.context.close()
