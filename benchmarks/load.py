@@ -68,7 +68,7 @@ from playwright.async_api import Error as PlaywrightError  # noqa: E402
 from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
 from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ARTIFACTS, CANVAS_PX, CHROMIUM_ARGS, VIEWPORT, chromium_path,  # noqa: E402
-                         one, run_server, server_pid, seven, zero)
+                         WAIT_MS, one, run_server, server_pid, seven, zero)
 
 CANVAS_SEND_DELAY_MS = 200  # streamlit-drawable-canvas sends its picture this long after the pen lifts
 PAGE_WAIT_MS = 30_000  # the wait for an answer (none by then: "unanswered") or a Clear (none: a Clear failure)
@@ -394,7 +394,7 @@ class Sampler:
 async def wait_idle(page: Page) -> None:
     """No script run in progress for this page (the app's own marker of its run state)."""
     await expect(page.locator('[data-testid="stApp"]')).to_have_attribute(
-        "data-test-script-state", "notRunning", timeout=60_000)
+        "data-test-script-state", "notRunning", timeout=WAIT_MS)
 
 
 async def open_tab(page: Page, name: str) -> None:
@@ -480,7 +480,7 @@ async def set_recipe(page: Page, train_images: int) -> None:
 
 async def start_run(page: Page) -> None:
     train = page.get_by_role("button", name="Train", exact=True)
-    await expect(train).to_be_enabled(timeout=60_000)
+    await expect(train).to_be_enabled(timeout=WAIT_MS)
     await train.click()
     curves = page.locator(CURVES)
     await expect(curves).to_contain_text("Training run", timeout=30_000)
@@ -492,7 +492,7 @@ async def stop_run(page: Page) -> None:
     stop = page.get_by_role("button", name="Stop", exact=True)
     await expect(stop).to_be_enabled(timeout=30_000)
     await stop.click()
-    await expect(page.locator(CURVES)).to_contain_text("Stopped.", timeout=60_000)
+    await expect(page.locator(CURVES)).to_contain_text("Stopped.", timeout=WAIT_MS)
 
 
 # --- one pupil ----------------------------------------------------------------------------------------------
@@ -514,7 +514,7 @@ async def clear(page: Page, url: str, tally: Tally) -> None:
     await page.goto(url, timeout=APP_LOAD_TIMEOUT_MS)
     await expect(page.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
     await open_tab(page, "Draw")
-    await wait_empty_canvas(page, 60_000)
+    await wait_empty_canvas(page, WAIT_MS)
 
 
 async def page_state(page: Page) -> str:
@@ -600,12 +600,12 @@ async def pages_see_the_job(pages: list[Page], case: Case) -> None:
     seen = await asyncio.gather(*(see_the_job(p, caption) for p in pages), return_exceptions=True)
     late = sum(isinstance(s, BaseException) for s in seen)
     if late:
-        case.errors.append(f"{late} page(s) did not show {caption!r} and the shipped model within 60 s")
+        case.errors.append(f"{late} page(s) did not show {caption!r} and the shipped model within {WAIT_MS // 1000} s")
 
 
 async def see_the_job(page: Page, caption: str) -> None:
-    await expect(page.get_by_text(caption)).to_be_visible(timeout=60_000)
-    await expect(page.get_by_test_id("stSidebar")).to_contain_text("(shipped default)", timeout=60_000)
+    await expect(page.get_by_text(caption)).to_be_visible(timeout=WAIT_MS)
+    await expect(page.get_by_test_id("stSidebar")).to_contain_text("(shipped default)", timeout=WAIT_MS)
     await wait_idle(page)
 
 

@@ -33,6 +33,7 @@ if [ ! -x "$browser" ]; then
   fi
 fi
 
-# Three workers, a test file each at a time (a file's browser tests share its server): the suite's tests spend much
-# of their time waiting on servers, browsers and training processes; three at once keep a 2-core machine busy.
-exec python -m pytest -n 3 --dist loadfile "$@"
+# Four workers, a test file each at a time (a file's module fixtures, such as its server, are made once): the
+# suite's tests spend much of their time waiting on servers, browsers and training processes, so four at once keep
+# a 2-core machine busy.
+exec python -m pytest -n 4 --dist loadfile "$@"

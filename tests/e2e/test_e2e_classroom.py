@@ -26,7 +26,7 @@ from studio.host import PASSWORD_ENV
 
 PREDICTION, EXPLAIN, UPLOAD_PREDICTION = ".st-key-prediction", ".st-key-explain", ".st-key-upload-prediction"
 HINT = "Draw a digit on the black square"
-QUIET_S = 2.0  # how long a cleared page is watched for an old answer coming back
+QUIET_S = 1.0  # how long a cleared page is watched for an old answer coming back
 
 
 def start_long_run(page: Page) -> None:
