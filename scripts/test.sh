@@ -33,7 +33,7 @@ if [ ! -x "$browser" ]; then
   fi
 fi
 
-# Three workers: the suite's tests spend much of their time waiting on servers, browsers and training processes, so
-# three at once keep a 2-core machine busy. A file's tests stay together, except those that start a server of their
-# own, which go to any free worker (tests/conftest.py).
-exec python -m pytest -n 3 --dist loadgroup "$@"
+# Four workers, a test file each at a time (a file's module fixtures, such as its server, are made once): the
+# suite's tests spend much of their time waiting on servers, browsers and training processes, so four at once keep
+# a 2-core machine busy.
+exec python -m pytest -n 4 --dist loadfile "$@"

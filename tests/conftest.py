@@ -87,12 +87,3 @@ def saved_model(trained, tmp_path_factory) -> Path:
     save_model(trained.result.model, path, config=trained.config.to_dict(),
                test_accuracy=trained.result.test_accuracy, seconds=trained.result.seconds)
     return path
-
-
-def pytest_collection_modifyitems(items) -> None:
-    """For scripts/test.sh's workers (pytest-xdist, --dist loadgroup): a test that starts a server of its own
-    (`fresh_server`) goes to any free worker; the other tests of a file stay together, so that the file's module
-    fixtures (a server, a trained model, a benchmark run) are made once."""
-    for item in items:
-        if "fresh_server" not in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group(item.path.name))
