@@ -34,6 +34,7 @@ APP_LOAD_TIMEOUT_MS = 90_000  # first load of a fresh server: TensorFlow import 
 
 EXCEPTION = '[data-testid="stException"]'
 CURVES = ".st-key-training-curves"  # the Train tab's live view of a run
+CANVAS = ".st-key-canvas canvas.upper-canvas"  # the Draw tab's canvas: Fabric's pointer target, over its drawing
 WAIT_MS = 120_000  # the one timeout for anything a page should show (an answer, a caption, a chart): generous, as
 # the suite shares 2 cores with its servers, browsers and training runs; a test waits this long only when it fails
 RUN_MS = 180_000  # a whole short run on a busy 2-core box, with margin
@@ -140,7 +141,7 @@ def canvas_origin(page: Page) -> tuple[float, float]:
     `.st-key-canvas` (not an iframe); Playwright's CSS engine pierces open shadow roots. The pointer goes to
     Fabric's upper canvas, stacked over the drawing and the background.
     """
-    pad = page.locator(".st-key-canvas canvas.upper-canvas")
+    pad = page.locator(CANVAS)
     # Exactly one canvas: Clear empties it in place (a second one on the page would be a stale leftover).
     expect(pad).to_have_count(1)
     expect(pad).to_be_visible()

@@ -19,7 +19,7 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CURVES, VIEWPORT, assert_no_exception, canvas_origin,
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CURVES, VIEWPORT, assert_no_exception, canvas_origin,
                          draw_polyline, one, open_tab, prediction_heading, run_server, set_recipe, seven, start_run,
                          wait_idle)
 from studio.host import PASSWORD_ENV
@@ -44,7 +44,7 @@ def stop_the_run(page: Page) -> None:
 def assert_stays_clear(page: Page) -> None:
     """One empty canvas, the hint, and no answer or explanation, now and QUIET_S later."""
     for _ in range(2):
-        expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_have_count(1)
+        expect(page.locator(CANVAS)).to_have_count(1)
         expect(page.locator(PREDICTION)).to_contain_text(HINT)
         expect(prediction_heading(page)).to_have_count(0)
         expect(page.locator(EXPLAIN)).to_have_count(0)

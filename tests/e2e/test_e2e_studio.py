@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (assert_no_exception, draw_polyline, draw_touch, one, open_tab, prediction_heading,
+from e2e_helpers import (CANVAS, assert_no_exception, draw_polyline, draw_touch, one, open_tab, prediction_heading,
                          save_screenshot, seven, shipped_model_line, wait_idle, zero)
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 
@@ -67,7 +67,7 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     save_screenshot(page, "tab-gallery")
 
     open_tab(page, "Draw")
-    expect(page.locator(".st-key-canvas canvas.upper-canvas")).to_be_visible()
+    expect(page.locator(CANVAS)).to_be_visible()
     expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
     expect(page.get_by_test_id("stFileUploader").filter(has_text="Digit image")).to_be_visible()
     wait_idle(page)
