@@ -259,7 +259,7 @@ def zip_of(files: dict[str, bytes]) -> bytes:
     (zip_of({"digits/000001.png": png(digit(0))}), "labels.csv"),
     (zip_of({"labels.csv": b"name,digit\nx.png,3\n"}), "file and label"),
     (zip_of({"labels.csv": b"\xff\xfe\x00bad"}), "labels.csv"),
-])
+], ids=["zip-header-only", "png", "no-labels", "label-without-file", "labels-not-utf8"])  # the zips hold the time they were made
 def test_an_unusable_zip_adds_nothing(store, data, message):
     store.add(1, digit(0), ORIGINAL, "drawn")
     with pytest.raises(DigitsImportError, match=message):
