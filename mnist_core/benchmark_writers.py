@@ -1,9 +1,9 @@
 """The personal benchmark: real writers teach the model their hand, through the studio's own path.
 
 For every writer of the pen-digits set: their digits are drawn on the canvas the default way and read
-through preprocess_drawing; `shots` of each digit are saved in a digits database, the model is
-fine-tuned on them exactly as the studio's "Fine-tune on my digits" does, and the writer's other
-digits are read before and after.
+through preprocess_drawing; `shots` of each digit are saved in a digits database, the model of the
+writer's fold (trained without them: mnist_core.benchmark_pen) is fine-tuned on them exactly as the
+studio's "Fine-tune on my digits" does, and the writer's other digits are read before and after.
 """
 
 from __future__ import annotations
@@ -14,16 +14,16 @@ from pathlib import Path
 
 import numpy as np
 
-from mnist_core import evalsets, finetune, handwriting
+from mnist_core import handwriting, pendigits
+from mnist_core.benchmark_pen import FOLD_DIR, fold_model, fold_of
 from mnist_core.digits_db import DigitStore, encode_png
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import preprocess_drawing
-from mnist_core.store import DEFAULT_MODEL
 from mnist_core.training import TrainConfig, train
 
 SHOTS = 5  # digits of each kind a writer teaches
 QUICK_SHOTS = 2  # --quick, on the test suite's small slice of the set
-QUICK_WRITERS = 2  # --quick: the writers who leave the most digits to test
+QUICK_WRITERS = 2  # --quick: the first writers
 
 
 @dataclass(frozen=True)
@@ -47,25 +47,20 @@ def _teach_split(labels: np.ndarray, shots: int, rng: np.random.Generator) -> np
     return taught
 
 
-def benchmark_writers(model: str | Path | None = None, root=None, quick: bool = False,
-                      shots: int = SHOTS) -> list[WriterRow]:
-    """One fine-tune per pen-digits writer (found under `root`) from `model` (None: the shipped one)."""
-    digits = evalsets.load_pendigits(root)
-    parent = Path(model) if model is not None else DEFAULT_MODEL
-    predictor = Predictor.load(parent)
+def benchmark_writers(fold_dir: Path = FOLD_DIR, quick: bool = False, shots: int = SHOTS) -> list[WriterRow]:
+    """One fine-tune per pen-digits writer, each from the model of the writer's fold (benchmark_pen), which
+    never trained on them; fold models missing from `fold_dir` are trained there first."""
+    digits = pendigits.load()
     writers = np.unique(digits.writers)
     if quick:
         shots = QUICK_SHOTS
-        counts = [np.bincount(digits.labels[digits.writers == w], minlength=10) for w in writers]
-        taught = np.array([np.minimum(c, shots).sum() for c in counts])
-        left = np.array([c.sum() for c in counts]) - taught
-        enough = taught >= finetune.MIN_DIGITS
-        writers = writers[enough][np.argsort(-left[enough], kind="stable")][:QUICK_WRITERS]
+        writers = writers[:QUICK_WRITERS]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for writer in writers:
-            index = np.flatnonzero(digits.writers == writer)
-            own = evalsets.DigitSet(digits.name, digits.labels[index], tuple(digits.strokes[i] for i in index))
+            own = pendigits.select(digits, (int(writer),), keep=True)
+            parent = fold_model(fold_dir, *fold_of(int(writer), digits.writers), quick=quick)
+            predictor = Predictor.load(parent)
             canvases = list(handwriting.canvases(own, "default"))
             x = np.stack([preprocess_drawing(c) for c in canvases])
             taught = _teach_split(own.labels, shots, np.random.default_rng(int(writer)))

@@ -87,6 +87,7 @@ def _verbose_requested(argv: list[str]) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from mnist_core.benchmark_pen import FOLD_DIR
     from mnist_core.export import FORMATS
     from mnist_core.model import PRESETS
     from mnist_core.spec import CUSTOM, TOKEN_FORMS
@@ -121,6 +122,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="randomly slant training images (default: the preset's choice)")
     t.add_argument("--augment-stroke", action=argparse.BooleanOptionalAction,
                    help="make the ink of training images randomly thinner or thicker (default: off)")
+    t.add_argument("--pen-digits", action=argparse.BooleanOptionalAction,
+                   help="also train on 7,494 real pen digits by 30 writers, drawn like the canvas draws (default: off)")
+    t.add_argument("--pen-skip-writers", type=int, nargs="+", metavar="W",
+                   help="leave these pen-digit writers (1-30) out, to measure on them later")
     t.add_argument("--my-digits", metavar="DB", help="also train on your labelled digits (a digits database)")
     t.add_argument("--seed", type=int, help="random seed for weights, shuffling and augmentation (default 42)")
     t.add_argument("--train-subset", type=_subset_size, help="use only the first N training images (or all)")
@@ -180,8 +185,11 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--presets", nargs="+", choices=list(PRESETS), help="presets to train (default: all)")
     b.add_argument("--models", nargs="+", default=[],
                    help="handwriting: .keras files to read besides the shipped model")
-    b.add_argument("--eval-dir", help="handwriting and writers: the folder of the sets (default: $MNIST_EVAL_DIR or "
-                                      "shared/eval beside the repository)")
+    b.add_argument("--eval-dir", help="handwriting: the folder of the Semeion and HwD-1000 sets (default: "
+                                      "$MNIST_EVAL_DIR or shared/eval beside the repository)")
+    b.add_argument("--fold-dir", default=str(FOLD_DIR),
+                   help="handwriting and writers: the pen-digits fold models, each trained without its 6 writers; "
+                        f"missing ones are trained there first, about 5 minutes each on 2 cores (default: {FOLD_DIR})")
     for command in (t, f, d, e, x, v, b):
         _add_verbose(command)
     return parser
@@ -381,7 +389,8 @@ def cmd_devices(args: argparse.Namespace) -> int:
 def cmd_benchmark(args: argparse.Namespace) -> int:
     from mnist_core.benchmark import run
 
-    print(run(quick=args.quick, only=args.only, presets=args.presets, models=args.models, eval_dir=args.eval_dir))
+    print(run(quick=args.quick, only=args.only, presets=args.presets, models=args.models, eval_dir=args.eval_dir,
+              fold_dir=Path(args.fold_dir)))
     return 0
 
 

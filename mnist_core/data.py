@@ -13,11 +13,12 @@ ENV_VAR = "MNIST_NPZ"
 KERAS_SOURCE = "keras"  # pass as `path` to download through keras.datasets.mnist instead
 KERAS_DOWNLOAD_TIMEOUT_S = 20.0  # a blocked network must fail fast, not hang
 
+TRAIN_IMAGES, TEST_IMAGES = 60_000, 10_000  # MNIST's two splits
 _EXPECTED = {  # array name -> (shape, dtype), the layout of keras.datasets.mnist
-    "x_train": ((60000, 28, 28), np.uint8),
-    "y_train": ((60000,), np.uint8),
-    "x_test": ((10000, 28, 28), np.uint8),
-    "y_test": ((10000,), np.uint8),
+    "x_train": ((TRAIN_IMAGES, 28, 28), np.uint8),
+    "y_train": ((TRAIN_IMAGES,), np.uint8),
+    "x_test": ((TEST_IMAGES, 28, 28), np.uint8),
+    "y_test": ((TEST_IMAGES,), np.uint8),
 }
 
 Split = tuple[np.ndarray, np.ndarray]
@@ -91,6 +92,11 @@ def _load_from_keras() -> tuple[Split, Split]:
 def to_float_images(x: np.ndarray) -> np.ndarray:
     """uint8 (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
     return (x.astype(np.float32) / 255.0)[..., np.newaxis]  # scale to [0, 1], add channel axis
+
+
+def from_float_images(x: np.ndarray) -> np.ndarray:
+    """float (N, 28, 28) in [0, 1] -> uint8 (N, 28, 28), as MNIST stores its images."""
+    return np.round(np.clip(x, 0.0, 1.0) * 255.0).astype(np.uint8)
 
 
 def subset(split: Split, n: int | None) -> Split:

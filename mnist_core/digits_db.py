@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mnist_core.data import from_float_images
 from mnist_core.preprocess import SIZE  # the side of the image the model reads, pixels
 
 DB_NAME = "digits.sqlite"  # the file's name inside the studio's runs folder
@@ -341,7 +342,7 @@ def _check_digit(value: object, what: str) -> int:
 
 
 def _to_pixels(image: np.ndarray) -> np.ndarray:
-    """(28, 28) uint8, or floats in [0, 1] -> uint8 0..255 (rounded): the one place of the scaling."""
+    """(28, 28) uint8, or floats in [0, 1] -> uint8 0..255 (rounded, as data.from_float_images)."""
     a = np.asarray(image)
     if a.shape != (SIZE, SIZE):
         raise ValueError(f"Expected a (28, 28) image, got shape {a.shape}")
@@ -349,7 +350,7 @@ def _to_pixels(image: np.ndarray) -> np.ndarray:
         return a
     if a.dtype.kind != "f" or not np.isfinite(a).all() or a.min() < 0 or a.max() > 1:
         raise ValueError(f"Expected uint8 or finite floats in [0, 1], got {a.dtype} in [{a.min()}, {a.max()}]")
-    return np.rint(a * 255).astype(np.uint8)
+    return from_float_images(a)
 
 
 def _row(label: int, pixels: np.ndarray, original_png: bytes, source: str, reading: Reading | None) -> tuple:

@@ -26,18 +26,22 @@ RANDOM_WIDTH = (8.0, 30.0)  # pen widths of the random way, canvas pixels
 RANDOM_SIDE = (60.0, 250.0)  # digit sizes of the random way (longer side), canvas pixels
 
 
+def random_pen(rng: np.random.Generator) -> tuple[float, float, tuple[float, float]]:
+    """A random pen width, digit size (longer side) and centre, canvas pixels, the whole digit on the canvas."""
+    width, side = rng.uniform(*RANDOM_WIDTH), rng.uniform(*RANDOM_SIDE)
+    margin = (side + width) / 2  # keep the whole digit, pen included, on the canvas
+    return width, side, (rng.uniform(margin, CANVAS_PX - margin), rng.uniform(margin, CANVAS_PX - margin))
+
+
 def canvases(digits: DigitSet, way: str, seed: int = 0) -> Iterator[np.ndarray]:
     """Each digit of the set as the canvas' (280, 280, 4) uint8 RGBA image, drawn the given way."""
     if way not in WAYS:
         raise ValueError(f"Unknown way {way!r}; choose one of {', '.join(WAYS)}")
     rng = np.random.default_rng(seed)
-    centre = (CANVAS_PX / 2, CANVAS_PX / 2)
     for i in range(len(digits)):
-        width, side = DEFAULT_STROKE_WIDTH, DEFAULT_SIDE
+        width, side, centre = DEFAULT_STROKE_WIDTH, DEFAULT_SIDE, (CANVAS_PX / 2, CANVAS_PX / 2)
         if way == "random":
-            width, side = rng.uniform(*RANDOM_WIDTH), rng.uniform(*RANDOM_SIDE)
-            margin = (side + width) / 2  # keep the whole digit, pen included, on the canvas
-            centre = (rng.uniform(margin, CANVAS_PX - margin), rng.uniform(margin, CANVAS_PX - margin))
+            width, side, centre = random_pen(rng)
         if digits.strokes is not None:
             yield draw_strokes(digits.strokes[i], width, side, centre)
         else:

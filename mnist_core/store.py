@@ -13,7 +13,7 @@ from pathlib import Path
 import keras
 import tensorflow as tf
 
-from mnist_core import finetune
+from mnist_core import finetune, pendigits
 from mnist_core.jsonfields import Field, problem
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.keras"  # shipped, trained by the CLI
@@ -22,7 +22,7 @@ SIDECAR_FIELDS = {  # all optional: a model saved elsewhere may have no sidecar,
     "preset": Field(str, required=False), "test_accuracy": Field((int, float), nullable=True, required=False),
     "seconds": Field((int, float), nullable=True, required=False), "trained_at": Field(str, required=False),
     "tensorflow": Field(str, required=False), "config": Field(dict, required=False),
-    "personal": Field(dict, nullable=True, required=False),
+    "personal": Field(dict, nullable=True, required=False), "trained_on": Field(str, required=False),
 }
 
 
@@ -42,6 +42,7 @@ class ModelInfo:
     tensorflow: str
     config: dict
     personal: dict | None = None  # finetune.PersonalReport as a dict, for runs that learned the user's digits
+    trained_on: str = "MNIST"  # the data it learned from, in words (pendigits.describe)
 
     @property
     def is_finetune(self) -> bool:
@@ -87,6 +88,7 @@ def save_model(model: keras.Model, path: str | os.PathLike, *, config: dict, tes
         tensorflow=tf.__version__,
         config=config,
         personal=personal,
+        trained_on=_trained_on(config),
     )
     tmp_model = _temp_name(path)
     tmp_sidecar = _temp_name(sidecar_path(path))
@@ -133,6 +135,7 @@ def _sidecar_dict(info: ModelInfo) -> dict:
         "tensorflow": info.tensorflow,
         "config": info.config,
         "personal": info.personal,
+        "trained_on": info.trained_on,
     }
 
 
@@ -176,4 +179,11 @@ def read_info(path: str | os.PathLike | None = None) -> ModelInfo:
         tensorflow=d.get("tensorflow", "unknown"),
         config=d.get("config", {}),
         personal=d.get("personal"),
+        trained_on=d.get("trained_on") or _trained_on(d.get("config", {})),
     )
+
+
+def _trained_on(config: dict) -> str:
+    """What a run with this config learned from (sidecars older than the field say it through the config)."""
+    return pendigits.describe(bool(config.get("pen_digits")), config.get("pen_skip_writers") or (),
+                              config.get("train_subset"))

@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from mnist_core import data, finetune
+from mnist_core import data, finetune, pendigits
 from mnist_core.digits_db import DigitStore
 from mnist_core.gpu import distribution_strategy
 from mnist_core.live import WeightBoard, WeightPublisher
@@ -54,6 +54,8 @@ class TrainConfig:
     steps_per_execution: int = 1  # batches per compiled call; progress and stop act at this grain
     deterministic: bool = True  # TensorFlow op determinism: same seed, same metrics
     data_path: str | None = None  # MNIST .npz (None = $MNIST_NPZ or the vendored copy)
+    pen_digits: bool = False  # also train on the vendored pen digits (mnist_core.pendigits), drawn like the canvas
+    pen_skip_writers: tuple[int, ...] = ()  # pen-digit writers left out: a fold's model never sees its writers
     my_digits: str | None = None  # the user's labelled digits (a digits_db file), trained on with MNIST
     parent: str | None = None  # fine-tune: start from this saved model, train on my_digits and replayed MNIST
     holdout: float = finetune.HOLDOUT_SHARE  # fine-tune: the share of each digit's examples kept aside to measure
@@ -74,6 +76,9 @@ class TrainConfig:
             keras_path(self.parent)
             if self.my_digits is None:
                 raise ValueError("A fine-tune needs the user's digits (my_digits)")
+        object.__setattr__(self, "pen_skip_writers", tuple(sorted({int(w) for w in self.pen_skip_writers})))
+        if self.pen_skip_writers and not self.pen_digits:
+            raise ValueError("pen_skip_writers leaves out pen-digit writers, so it needs pen_digits")
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         if self.schedule not in SCHEDULES:
@@ -165,6 +170,12 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
     train_split, test_split = data.load_mnist(config.data_path)
     x_train, y_train = data.subset(train_split, config.train_subset)
     x_test, y_test = data.subset(test_split, config.test_subset)
+    if config.pen_digits:
+        pen = pendigits.training_share(pendigits.select(pendigits.load(), config.pen_skip_writers, keep=False),
+                                       config.train_subset, len(train_split[1]))
+        progress.set_message(f"drawing {len(pen) * pendigits.VARIANTS:,} pen digits on the canvas")
+        x_pen, y_pen = pendigits.render(pen, seed=config.seed)
+        x_train, y_train = np.concatenate([x_train, x_pen]), np.concatenate([y_train, y_pen])
     user = None
     if config.my_digits is not None:
         progress.set_message("loading your digits")

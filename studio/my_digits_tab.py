@@ -14,7 +14,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core import finetune
-from mnist_core.data import to_float_images
+from mnist_core.data import TEST_IMAGES, to_float_images
 from mnist_core.digits_db import (MAX_DIGITS, MAX_IMPORT_DIGITS, DigitsDatabaseError, DigitsImportError, DigitStore,
                                   MyDigit)
 from mnist_core.jobs import JobAlreadyRunning
@@ -244,7 +244,7 @@ def _result() -> None:
     p = record.personal
     st.markdown("**Before → after the last fine-tune**")
     user, mnist = st.columns(2)
-    n_test = record.config.get("test_subset") or 10_000
+    n_test = record.config.get("test_subset") or TEST_IMAGES
     _metric(user, "Your held-out digits", p["user_before"], p["user_after"])
     _metric(mnist, f"MNIST test ({n_test:,})", p["mnist_before"], p["mnist_after"])
     st.caption(f"Fine-tuned {utc_minute(record.finished_at)} UTC on {p['trained_on']} of your digits, "

@@ -27,7 +27,8 @@ def _kind(record: RunRecord) -> str:
         seen = (record.personal or {}).get("trained_on")
         return f"{record.preset} · fine-tune" + ("" if seen is None else f" on {seen} of your digits")
     network = record.preset + (f" · {record.config['layers']}" if record.config.get("layers") else "")
-    return network + (" · with your digits" if record.config.get("my_digits") else "")
+    return (network + (" · with pen digits" if record.config.get("pen_digits") else "")
+            + (" · with your digits" if record.config.get("my_digits") else ""))
 
 
 def _network_of(record: RunRecord) -> str | None:

@@ -43,6 +43,7 @@ def render() -> None:
         st.error(guard.public(error))
     if active.predictor is not None:
         st.markdown(model_summary_line(active))
+        st.caption(f"Trained on {active.info.trained_on if active.info else 'unknown data'}")
         st.caption(f"{trained_when(active)} · `{active.path.name}`"
                    + (" (shipped default)" if active.is_default else ""))
         with st.popover("Download model", icon=":material/download:", width="stretch", key="download_popover",

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import streamlit as st
 
+from mnist_core.data import TEST_IMAGES, TRAIN_IMAGES
 from mnist_core.spec import PRESET_LAYERS
 from mnist_core.training import preset_recipe
 
-FULL_TRAIN = 60_000  # MNIST's training split
-FULL_TEST = 10_000  # MNIST's test split
+FULL_TRAIN, FULL_TEST = TRAIN_IMAGES, TEST_IMAGES  # MNIST's splits: all of them
 DEFAULT_PRESET = "seed"
 
 
@@ -24,6 +24,7 @@ DEFAULTS = {
     **recipe(DEFAULT_PRESET),
     "train_seed": 42,
     "train_my_digits": False,  # also train on the user's labelled digits
+    "train_pen_digits": False,  # also train on the vendored pen digits (mnist_core.pendigits)
     "train_images": FULL_TRAIN,
     "test_images": FULL_TEST,
     "train_error": None,  # message from the last click on Train, shown once

@@ -7,7 +7,7 @@ import math
 import pandas as pd
 import streamlit as st
 
-from mnist_core import compare, data, finetune
+from mnist_core import compare, data, finetune, pendigits
 from mnist_core.digits_db import DigitsDatabaseError
 from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
@@ -56,6 +56,7 @@ def _config_from_state() -> TrainConfig:
         augment_style=bool(ss["train_augment_style"]),
         augment_slant=bool(ss["train_augment_slant"]),
         seed=int(ss["train_seed"]),
+        pen_digits=bool(ss["train_pen_digits"]),
         my_digits=str(resources.digit_store().path) if ss["train_my_digits"] else None,
         train_subset=None if n_train >= FULL_TRAIN else n_train,
         test_subset=None if n_test >= FULL_TEST else n_test,
@@ -176,7 +177,12 @@ def _controls() -> None:
     c3.checkbox("Flags and crossbars", value=ss["train_augment_style"], key="train_augment_style",
                 help=f"{data.STYLE_SHARE:.0%} of the 1s get a flag ({data.FOOT_SHARE:.0%} of those a foot too) and "
                      f"{data.STYLE_SHARE:.0%} of the 7s a crossbar, as many people outside the US write them.")
-    st.checkbox("Include my digits", value=ss["train_my_digits"], key="train_my_digits",
+    c1, c2 = st.columns(2)
+    c1.checkbox("Include pen digits", value=ss["train_pen_digits"], key="train_pen_digits",
+                help=f"Also train on {pendigits.describe(True).removeprefix('MNIST + ')} (UCI), each drawn "
+                     f"{pendigits.VARIANTS} times on the canvas with a random pen, size, place and slant: "
+                     "the network learns pen strokes as well as MNIST's scanned paper.")
+    c2.checkbox("Include my digits", value=ss["train_my_digits"], key="train_my_digits",
                 help="Also train on the digits you labelled in the Draw tab (see My digits), each repeated so "
                      f"they make {finetune.SCRATCH_USER_SHARE:.0%} of the training images.")
     c1, c2 = st.columns(2)
@@ -233,7 +239,7 @@ def _describe_config(config: TrainConfig) -> str:
         "all" if config.test_subset is None else f"{config.test_subset:,}") + " test images"
     augmentation = compare.augmentation(config.to_dict())
     kind = "fine-tune of " if config.is_finetune else ""
-    mine = " · with your digits" if config.my_digits else ""
+    mine = (" · with pen digits" if config.pen_digits else "") + (" · with your digits" if config.my_digits else "")
     return (f"{kind}`{config.preset}`{mine} · {config.epochs} epoch(s) · batch {config.batch_size} · "
             f"lr {config.learning_rate:g} ({config.schedule}) · augmentation: {augmentation} · "
             f"seed {config.seed} · {subset}")

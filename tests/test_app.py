@@ -101,6 +101,7 @@ def test_default_model_when_nothing_is_active(runs):
     text = sidebar_text(at)
     if DEFAULT_MODEL.is_file():  # the shipped model: ready on first launch, no error
         assert "(shipped default)" in text
+        assert "Trained on MNIST + 7,494 pen digits by 30 writers" in text
         assert not at.sidebar.error
     else:  # not shipped (yet): a clear error naming the file, and the page still works
         assert any(DEFAULT_MODEL.name in e.value for e in at.sidebar.error)
@@ -236,21 +237,24 @@ def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
     assert any("augmentation: slant, flags and crossbars" in c.value for c in at.caption)
 
 
-def test_training_from_scratch_can_include_my_digits(runs, mnist):
+def test_training_from_scratch_can_include_pen_digits_and_my_digits(runs, mnist):
     (x_train, y_train), _ = mnist
     store = DigitStore.in_folder(runs.root)
     for image, label in zip(x_train[:5], y_train[:5]):
         store.add(int(label), image, png(image), "drawn")
     at = run_app()
-    assert at.checkbox(key="train_my_digits").value is False
+    assert at.checkbox(key="train_my_digits").value is False and at.checkbox(key="train_pen_digits").value is False
     at.checkbox(key="train_my_digits").check()
+    at.checkbox(key="train_pen_digits").check()
     _press_train_on_a_slice(at, epochs=1)
     job = job_manager().job
     assert job.config.my_digits == str(store.path) and not job.config.is_finetune
+    assert job.config.pen_digits and job.config.pen_skip_writers == ()
     _wait_for_job_end(at)
     assert job.result.personal.trained_on == 5 and job.result.personal.held_out == 0
-    assert any("`seed` · with your digits" in c.value for c in at.caption)
-    assert runs.history()[0].config["my_digits"] == str(store.path)
+    assert any("`seed` · with pen digits · with your digits" in c.value for c in at.caption)
+    assert runs.history()[0].config["my_digits"] == str(store.path) and runs.history()[0].config["pen_digits"]
+    assert "Trained on MNIST + 125 pen digits by 29 writers" in [c.value for c in at.sidebar.caption]  # 1,000 / 60,000
 
 
 def _wait_for_job_end(at: AppTest) -> AppTest:

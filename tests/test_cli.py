@@ -22,9 +22,9 @@ from mnist_core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--augment", "--augment-style",
-               "--augment-slant", "--augment-stroke", "--my-digits", "--seed", "--train-subset",
-               "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic", "--data-path", "--out",
-               "--dry-run"]
+               "--augment-slant", "--augment-stroke", "--pen-digits", "--pen-skip-writers", "--my-digits", "--seed",
+               "--train-subset", "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic",
+               "--data-path", "--out", "--dry-run"]
 LAST_LINE = re.compile(r"^test_accuracy=\d\.\d{4} seconds=\d+\.\d$")
 # TensorFlow's C++ log: "I0000 00:00:1795950384.998416   31016 port.cc:153] ...", and absl's note before it
 TF_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl)")
@@ -336,6 +336,10 @@ def test_dry_run_flags_can_be_overridden():
     args = cli.build_parser().parse_args(["train", "--dry-run", "--train-subset", "all"])  # all, in a dry run
     config = cli.config_from_args(args)
     assert (config.epochs, config.train_subset, config.test_subset) == (1, None, 500)
+    assert not config.pen_digits
+    args = cli.build_parser().parse_args(["train", "--preset", "best", "--pen-digits", "--pen-skip-writers", "7", "8"])
+    config = cli.config_from_args(args)
+    assert config.pen_digits and config.pen_skip_writers == (7, 8) and config.augment_slant  # the rest: best's
 
 
 # ---------------------------------------------------------------- TensorFlow's own log

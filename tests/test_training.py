@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from mnist_core import finetune
+from mnist_core import finetune, pendigits
 from mnist_core.digits_db import DigitStore, encode_png
 from mnist_core.model import PRESETS
 from mnist_core.precision import resolve_precision
@@ -54,6 +54,7 @@ def test_config_is_frozen():
     ("learning_rate", -1e-3, "learning_rate"),
     ("learning_rate", math.nan, "learning_rate"),
     ("precision", "float64", "float64"),
+    ("pen_skip_writers", (1, 2), "needs pen_digits"),
 ])
 def test_invalid_configs_are_refused(field, value, words):
     with pytest.raises(ValueError, match=words):
@@ -87,6 +88,27 @@ def test_to_dict_round_trip():
     assert d["preset"] == "best" and d["epochs"] == 2 and d["train_subset"] == 123
     assert set(d) == {f.name for f in dataclasses.fields(TrainConfig)}
     assert TrainConfig(**d) == c
+
+
+def test_pen_digit_writers_left_out_survive_the_json_record_as_one_sorted_tuple():
+    c = TrainConfig(pen_digits=True, pen_skip_writers=[6, 2, 2, 4])
+    assert c.pen_skip_writers == (2, 4, 6)
+    assert TrainConfig(**json.loads(json.dumps(c.to_dict()))) == c
+
+
+def test_pen_digits_join_the_training_images_in_the_share_of_the_slice():
+    """600 of MNIST's 60,000 images take 1% of the 7,494 pen digits (75), each drawn VARIANTS times."""
+    progress = TrainingProgress()
+    result = train(TrainConfig(pen_digits=True, train_subset=600, test_subset=200, epochs=1, batch_size=50),
+                   progress)
+    assert result.usable
+    assert progress.snapshot().batches_per_epoch == math.ceil((600 + 75 * pendigits.VARIANTS) / 50)
+    skipping = TrainConfig(pen_digits=True, pen_skip_writers=tuple(range(1, 30)), train_subset=600,
+                           test_subset=200, epochs=1, batch_size=50)
+    progress = TrainingProgress()
+    assert train(skipping, progress).usable
+    left = round(int((pendigits.load().writers == 30).sum()) / 100)  # writer 30's digits only, 1% of them
+    assert progress.snapshot().batches_per_epoch == math.ceil((600 + left * pendigits.VARIANTS) / 50)
 
 
 # ---------------------------------------------------------------- a network of the user's design
