@@ -118,7 +118,8 @@ class TrainConfig:
         return self.parent is not None
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """The fields as JSON holds them (a list for the writers left out); TrainConfig(**d) reads it back."""
+        return {**dataclasses.asdict(self), "pen_skip_writers": list(self.pen_skip_writers)}
 
 
 @dataclass(frozen=True)

@@ -26,9 +26,13 @@ def shipped():
     return load_model(DEFAULT_MODEL)
 
 
+CHECKED = 2_500  # test digits each export is checked on here (the CLI checks all 10,000)
+
+
 @pytest.fixture(scope="module")
 def digits():
-    return export.mnist_test_set()
+    x, labels = export.mnist_test_set()
+    return x[:CHECKED], labels[:CHECKED]
 
 
 @pytest.fixture(scope="module")
@@ -45,10 +49,10 @@ def exported(shipped, digits, tmp_path_factory):
 @pytest.mark.parametrize("fmt", export.FORMATS)
 def test_each_format_answers_like_the_keras_model(exported, fmt):
     path, report = exported[fmt]
-    assert report.format == fmt and report.images == 10_000
+    assert report.format == fmt and report.images == CHECKED
     assert report.agreement >= MIN_AGREEMENT[fmt], report
     assert report.max_prob_diff < MAX_PROB_DIFF[fmt], report
-    assert report.accuracy >= 0.995, report  # the shipped model: 99.61%
+    assert report.accuracy >= 0.99, report  # the shipped model: 99.6% on all 10,000
     assert report.size_bytes == path.stat().st_size
     assert 0 < report.latency_p50_ms <= report.latency_p95_ms
 

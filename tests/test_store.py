@@ -65,6 +65,20 @@ def test_save_returns_the_info(trained, tmp_path):
     assert read_info(info.path).trained_at == info.trained_at
 
 
+def test_the_sidecar_says_what_the_model_learned_from(trained, saved_model, tmp_path):
+    assert json.loads(sidecar_path(saved_model).read_text())["trained_on"] == "MNIST"
+    config = {**trained.config.to_dict(), "pen_digits": True, "pen_skip_writers": [1, 2, 3, 4, 5, 6],
+              "train_subset": None}
+    info = save_model(trained.result.model, tmp_path / "pen.keras", config=config, test_accuracy=None, seconds=None)
+    assert info.trained_on == "MNIST + 5,995 pen digits by 24 writers"
+    side = sidecar_path(info.path)
+    assert json.loads(side.read_text())["trained_on"] == info.trained_on
+    older = json.loads(side.read_text())
+    del older["trained_on"]  # a sidecar from before the field: its config still tells
+    side.write_text(json.dumps(older))
+    assert read_info(info.path).trained_on == "MNIST + 5,995 pen digits by 24 writers"
+
+
 def test_read_info_without_sidecar(saved_model, tmp_path):
     bare = tmp_path / "bare.keras"
     bare.write_bytes(saved_model.read_bytes())
