@@ -1,8 +1,8 @@
-"""The personal benchmark as a plain script: python benchmarks/writers.py [--quick] [--eval-dir DIR].
+"""The personal benchmark as a plain script: python benchmarks/writers.py [--quick] [--fold-dir DIR].
 
-The same as `python -m mnist_core benchmark --only writers`: each of the 30 pen-digits writers in
-shared/eval (beside the repository, or $MNIST_EVAL_DIR) teaches the shipped model 5 of each digit,
-drawn like the canvas draws, and the rest of their digits are read before and after the fine-tune.
+The same as `python -m mnist_core benchmark --only writers`: each of the 30 pen-digits writers teaches 5 of
+each digit, drawn like the canvas draws, to the model of their fold (the shipped recipe trained without
+them: mnist_core.benchmark_pen), and the rest of their digits are read before and after the fine-tune.
 """
 
 import sys

@@ -201,7 +201,9 @@ def benchmark_handwriting(models: list[str | None], root=None, quick: bool = Fal
         sets.append(digits.head(100) if quick else digits)
     pen = pendigits.load()
     pen = pen.head(100) if quick else pen
-    drawn = {(d.name, way): handwriting.model_inputs(d, way) for d in [*sets, pen] for way in handwriting.WAYS}
+    unseen = {path: sets if read_info(path).may_know_pen_writers else [*sets, pen] for path in models}
+    needed = {d.name: d for path in models for d in unseen[path]}.values()
+    drawn = {(d.name, way): handwriting.model_inputs(d, way) for d in needed for way in handwriting.WAYS}
     _, (x_test, y_test) = data.load_mnist()
     if quick:
         x_test, y_test = x_test[:1000], y_test[:1000]
@@ -210,8 +212,7 @@ def benchmark_handwriting(models: list[str | None], root=None, quick: bool = Fal
         predictor = Predictor.load(path)
         label = "shipped" if path is None else str(path)
         mnist[label] = evaluate(predictor, data.to_float_images(x_test)[..., 0], y_test).accuracy, len(y_test)
-        unseen = sets if read_info(path).config.get("pen_digits") else [*sets, pen]
-        for d in unseen:
+        for d in unseen[path]:
             read = {w: predictor.predict(drawn[d.name, w]) for w in handwriting.WAYS}
             default, random = (float((read[w] == d.labels).mean()) for w in handwriting.WAYS)
             both = handwriting.score(np.concatenate(list(read.values())), np.tile(d.labels, len(read)))

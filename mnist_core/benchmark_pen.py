@@ -50,12 +50,12 @@ def fold_model(folder: Path, fold: int, writers: tuple[int, ...], quick: bool = 
     """The fold's model: the one in `folder` if its sidecar shows it never saw these writers, else trained now."""
     path, config = fold_path(folder, fold, quick), fold_config(writers, quick)
     if path.is_file():
-        made_with = read_info(path).config
         try:
+            made_with = read_info(path).config
             if TrainConfig(**made_with).to_dict() == config.to_dict():
                 return path
-        except (TypeError, ValueError):  # a config of fields this version does not have
-            pass
+        except (ModelFileError, TypeError, ValueError):  # an unreadable sidecar, fields this version lacks
+            made_with = {}
         say(f"{path} was trained another way (pen_skip_writers {made_with.get('pen_skip_writers')}, "
             f"{made_with.get('epochs')} epochs): training it again")
     say(f"training fold {fold + 1} without writers {writers[0]}-{writers[-1]} ({config.epochs} epochs) into {path}")

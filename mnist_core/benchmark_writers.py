@@ -22,7 +22,7 @@ from mnist_core.preprocess import preprocess_drawing
 from mnist_core.training import TrainConfig, train
 
 SHOTS = 5  # digits of each kind a writer teaches
-QUICK_SHOTS = 2  # --quick, on the test suite's small slice of the set
+QUICK_SHOTS = 2  # --quick
 QUICK_WRITERS = 2  # --quick: the first writers
 
 

@@ -42,6 +42,7 @@ ROWS: tuple[tuple[str, Callable[[RunRecord], str]], ...] = (
     ("Precision", lambda r: str(r.config.get("precision", "?"))),
     ("Seed", lambda r: str(r.config.get("seed", "?"))),
     ("Training / test images", lambda r: _subsets(r.config)),
+    ("Pen digits", lambda r: "yes" if r.config.get("pen_digits") else "no"),
     ("Your digits", lambda r: "yes" if r.config.get("my_digits") else "no"),
     ("Fine-tune of", lambda r: (r.config.get("parent") or "—").rsplit("/", 1)[-1]),
 )

@@ -4,7 +4,8 @@ Three sets, each in its own folder under an evaluation directory (by default `sh
 beside the repository, or $MNIST_EVAL_DIR): `pendigits/` (UCI pen trajectories of 30 writers),
 `semeion/` (UCI scanned 16x16 bitmaps, about 80 writers) and `hwd1000/` (1,000 28x28 PNGs, one
 writer). Pen sets come as strokes (y growing downwards, as on a screen), bitmap sets as white-on-black
-uint8 ink. None of them is ever used to train the shipped model.
+uint8 ink. Semeion and HwD-1000 never train a model; the pen digits train from the studio's own copy
+(mnist_core.pendigits, written from this loader's parse) and are measured writer-disjoint.
 """
 
 from __future__ import annotations

@@ -90,14 +90,30 @@ def _share(n: int, train_subset: int, mnist_images: int) -> np.ndarray:
     return np.linspace(0, n - 1, count).round().astype(int)
 
 
+def training_count(skip_writers=(), train_subset: int | None = None) -> tuple[int, int]:
+    """How many pen digits, by how many writers, a run with these settings trains on (each drawn VARIANTS times)."""
+    kept = _writers()[~np.isin(_writers(), tuple(skip_writers))]
+    if train_subset is not None:
+        kept = kept[_share(len(kept), train_subset, TRAIN_IMAGES)]
+    return len(kept), len(np.unique(kept))
+
+
 def describe(pen_digits: bool, skip_writers=(), train_subset: int | None = None) -> str:
     """What a run learned from, in words: "MNIST", or "MNIST + 5,995 pen digits by 24 writers"."""
     if not pen_digits:
         return "MNIST"
-    kept = _writers()[~np.isin(_writers(), tuple(skip_writers))]
-    if train_subset is not None:
-        kept = kept[_share(len(kept), train_subset, TRAIN_IMAGES)]
-    return f"MNIST + {len(kept):,} pen digits by {len(np.unique(kept))} writers"
+    digits, writers = training_count(skip_writers, train_subset)
+    return f"MNIST + {digits:,} pen digits by {writers} writers"
+
+
+def check_skipped(skip_writers: tuple[int, ...]) -> None:
+    """Refuse writers that are not in the set, or leaving none."""
+    known = set(np.unique(_writers()).tolist())
+    unknown = sorted(set(skip_writers) - known)
+    if unknown:
+        raise ValueError(f"pen_skip_writers: no pen-digit writer {unknown}; the writers are {min(known)}-{max(known)}")
+    if known <= set(skip_writers):
+        raise ValueError("pen_skip_writers leaves out every pen-digit writer: leave pen_digits off instead")
 
 
 @functools.lru_cache(maxsize=1)

@@ -17,6 +17,7 @@ from mnist_core import finetune, pendigits
 from mnist_core.jsonfields import Field, problem
 
 DEFAULT_MODEL = Path(__file__).parent / "assets" / "default.keras"  # shipped, trained by the CLI
+UNKNOWN_DATA = "unknown data"  # what a model learned from, when its sidecar does not say
 TEMP_MARK = ".tmp"  # in the names of files being written: ".<stem>.<random>.tmp.keras"
 SIDECAR_FIELDS = {  # all optional: a model saved elsewhere may have no sidecar, or an older one
     "preset": Field(str, required=False), "test_accuracy": Field((int, float), nullable=True, required=False),
@@ -42,7 +43,12 @@ class ModelInfo:
     tensorflow: str
     config: dict
     personal: dict | None = None  # finetune.PersonalReport as a dict, for runs that learned the user's digits
-    trained_on: str = "MNIST"  # the data it learned from, in words (pendigits.describe)
+    trained_on: str = "MNIST"  # the data it learned from, in words (pendigits.describe; UNKNOWN_DATA)
+
+    @property
+    def may_know_pen_writers(self) -> bool:
+        """It trained on pen digits, or nobody knows what it trained on: never score it on pen writers."""
+        return "pen digits" in self.trained_on or self.trained_on == UNKNOWN_DATA
 
     @property
     def is_finetune(self) -> bool:
@@ -184,6 +190,18 @@ def read_info(path: str | os.PathLike | None = None) -> ModelInfo:
 
 
 def _trained_on(config: dict) -> str:
-    """What a run with this config learned from (sidecars older than the field say it through the config)."""
-    return pendigits.describe(bool(config.get("pen_digits")), config.get("pen_skip_writers") or (),
-                              config.get("train_subset"))
+    """What a run with this config learned from, in words (sidecars older than the field say it through the
+    config); a fine-tune learned what its parent did, and the user's digits."""
+    mine = " + your digits" if config.get("my_digits") else ""
+    if config.get("parent"):
+        try:
+            return read_info(config["parent"]).trained_on + mine
+        except ModelFileError:
+            return UNKNOWN_DATA
+    if not config:
+        return UNKNOWN_DATA
+    try:
+        return pendigits.describe(bool(config.get("pen_digits")), tuple(config.get("pen_skip_writers") or ()),
+                                  config.get("train_subset")) + mine
+    except (TypeError, ValueError):  # a hand-edited config of the wrong types
+        return UNKNOWN_DATA

@@ -79,6 +79,7 @@ class TrainConfig:
         object.__setattr__(self, "pen_skip_writers", tuple(sorted({int(w) for w in self.pen_skip_writers})))
         if self.pen_skip_writers and not self.pen_digits:
             raise ValueError("pen_skip_writers leaves out pen-digit writers, so it needs pen_digits")
+        pendigits.check_skipped(self.pen_skip_writers)
         if not 0 <= self.holdout < 1:
             raise ValueError(f"holdout must be in [0, 1), got {self.holdout}")
         if self.schedule not in SCHEDULES:

@@ -1,8 +1,8 @@
 """Write mnist_core/assets/pendigits.npz from UCI's pen trajectories (UNIPEN text), compactly.
 
-Usage: python scripts/vendor_pendigits.py [PATH/pendigits-orig.tra]
-(default: ../shared/eval/pendigits/pendigits-orig.tra beside the repository). Run once; the result
-is committed and checked by tests/test_pendigits.py.
+Usage: python scripts/vendor_pendigits.py [EVAL_DIR]
+(the folder holding pendigits/pendigits-orig.tra; default: shared/eval beside the repository). Run once;
+the result is committed and checked by tests/test_pendigits.py.
 """
 
 import sys
@@ -15,8 +15,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from anywher
 from mnist_core import evalsets, pendigits  # noqa: E402
 
 if __name__ == "__main__":
-    source = Path(sys.argv[1]) if len(sys.argv) > 1 else evalsets.DEFAULT_DIR / "pendigits" / evalsets.PENDIGITS_FILE
-    digits = evalsets.load_pendigits(source.parent.parent)
+    digits = evalsets.load_pendigits(sys.argv[1] if len(sys.argv) > 1 else None)
     strokes = [s for d in digits.strokes for s in d]
     np.savez_compressed(
         pendigits.VENDORED_NPZ,

@@ -190,8 +190,13 @@ def _controls() -> None:
                     key="train_images", help="Train on the first N of MNIST's 60,000 training images; fewer is faster.")
     c2.number_input("Test images", min_value=500, max_value=FULL_TEST, value=ss["test_images"], step=500,
                     key="test_images", help="Validate after every epoch on the first N of the 10,000 test images.")
-    steps = -(-int(ss["train_images"]) // int(ss["train_batch_size"]))
-    st.caption(f"{steps:,} batches per epoch · {steps * int(ss['train_epochs']):,} in total.")
+    images = int(ss["train_images"])
+    pen = ""
+    if ss["train_pen_digits"]:
+        drawn = pendigits.training_count(train_subset=None if images >= FULL_TRAIN else images)[0] * pendigits.VARIANTS
+        images, pen = images + drawn, f" (with {drawn:,} pen drawings)"
+    steps = -(-images // int(ss["train_batch_size"]))
+    st.caption(f"{steps:,} batches per epoch{pen} · {steps * int(ss['train_epochs']):,} in total.")
 
 
 def _network_summary(preset: str) -> None:

@@ -250,11 +250,13 @@ def test_training_from_scratch_can_include_pen_digits_and_my_digits(runs, mnist)
     job = job_manager().job
     assert job.config.my_digits == str(store.path) and not job.config.is_finetune
     assert job.config.pen_digits and job.config.pen_skip_writers == ()
+    assert any(c.value.startswith("40 batches per epoch (with 250 pen drawings)") for c in at.caption)  # 1,250 / 32
     _wait_for_job_end(at)
     assert job.result.personal.trained_on == 5 and job.result.personal.held_out == 0
     assert any("`seed` · with pen digits · with your digits" in c.value for c in at.caption)
     assert runs.history()[0].config["my_digits"] == str(store.path) and runs.history()[0].config["pen_digits"]
-    assert "Trained on MNIST + 125 pen digits by 29 writers" in [c.value for c in at.sidebar.caption]  # 1,000 / 60,000
+    captions = [c.value for c in at.sidebar.caption]  # 1,000 of 60,000 images: the same share of the pen digits
+    assert "Trained on MNIST + 125 pen digits by 29 writers + your digits" in captions
 
 
 def _wait_for_job_end(at: AppTest) -> AppTest:

@@ -75,6 +75,7 @@ def test_a_finetune_is_saved_with_its_parent_and_what_it_saw(saved_model, transp
     saved = read_info(info.path)
     assert saved.is_finetune and saved.config["parent"] == str(saved_model)
     assert saved.personal["trained_on"] == 100 and saved.personal["user_before"] is not None
+    assert saved.trained_on == read_info(saved_model).trained_on + " + your digits"  # what its parent learned, too
     logged = runs.history()[0]
     assert logged.is_finetune and logged.personal == record.personal and logged.personal["held_out"] == 20
 

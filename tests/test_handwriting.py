@@ -117,4 +117,4 @@ def test_a_fold_model_that_saw_its_own_writers_is_trained_again(folds):
     assert benchmark_pen.fold_model(folds, 0, writers, quick=True, say=said.append) == path
     assert said[0].startswith(f"{path} was trained another way (pen_skip_writers [],")
     assert read_info(path).config["pen_skip_writers"] == list(writers)
-    assert read_info(path).trained_on == "MNIST + 5,995 pen digits by 24 writers"
+    assert read_info(path).trained_on == pendigits.describe(True, writers, benchmark_pen.QUICK["train_subset"])

@@ -77,6 +77,10 @@ def test_the_sidecar_says_what_the_model_learned_from(trained, saved_model, tmp_
     del older["trained_on"]  # a sidecar from before the field: its config still tells
     side.write_text(json.dumps(older))
     assert read_info(info.path).trained_on == "MNIST + 5,995 pen digits by 24 writers"
+    assert read_info(info.path).may_know_pen_writers and not read_info(saved_model).may_know_pen_writers
+    older["config"]["pen_skip_writers"] = 5  # hand-edited into nonsense: said as unknown, not an error
+    side.write_text(json.dumps(older))
+    assert read_info(info.path).trained_on == "unknown data" and read_info(info.path).may_know_pen_writers
 
 
 def test_read_info_without_sidecar(saved_model, tmp_path):
@@ -84,6 +88,7 @@ def test_read_info_without_sidecar(saved_model, tmp_path):
     bare.write_bytes(saved_model.read_bytes())
     info = read_info(bare)
     assert info.preset == "unknown" and info.test_accuracy is None and info.config == {}
+    assert info.trained_on == "unknown data"
 
 
 def test_unreadable_sidecar(saved_model, tmp_path):

@@ -94,6 +94,10 @@ def test_pen_digit_writers_left_out_survive_the_json_record_as_one_sorted_tuple(
     c = TrainConfig(pen_digits=True, pen_skip_writers=[6, 2, 2, 4])
     assert c.pen_skip_writers == (2, 4, 6)
     assert TrainConfig(**json.loads(json.dumps(c.to_dict()))) == c
+    with pytest.raises(ValueError, match=r"no pen-digit writer \[0, 31\]; the writers are 1-30"):
+        TrainConfig(pen_digits=True, pen_skip_writers=(0, 5, 31))
+    with pytest.raises(ValueError, match="every pen-digit writer"):
+        TrainConfig(pen_digits=True, pen_skip_writers=range(1, 31))
 
 
 def test_pen_digits_join_the_training_images_in_the_share_of_the_slice():
