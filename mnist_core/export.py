@@ -1,8 +1,8 @@
 """Export a saved .keras model to run outside Keras: TFLite (float32 or dynamic-range int8) or a zipped SavedModel.
 
 Every export takes one float32 input `image` of shape (N, 28, 28, 1), values in [0, 1], and gives one output
-`probabilities` of shape (N, 10): the studio's models end in logits, so the softmax and the test-time ensemble
-that Predictor applies (predict.ensemble_proba) are part of the exported graph. The network is exported in float32 whatever policy it was trained with (TFLite
+`probabilities` of shape (N, 10): the studio's models end in logits, so the softmax that Predictor applies is
+part of the exported graph. The network is exported in float32 whatever policy it was trained with (TFLite
 cannot convert bfloat16 convolutions without TensorFlow's own kernels, and a float32 copy answers as Predictor
 does).
 
@@ -30,7 +30,7 @@ import tensorflow as tf
 from ai_edge_litert.interpreter import Interpreter
 
 from mnist_core import data
-from mnist_core.predict import Predictor, ensemble_proba, float32_twin
+from mnist_core.predict import Predictor, float32_twin
 from mnist_core.store import DEFAULT_MODEL, load_model
 
 SUFFIXES = {"tflite": ".tflite", "tflite-int8": ".tflite", "savedmodel": ".zip"}
@@ -166,7 +166,7 @@ def _write_saved_model(model: keras.Model, folder: Path) -> None:
     twin = float32_twin(model)
 
     def serve(image):
-        return {OUTPUT_NAME: ensemble_proba(twin, image)}  # as Predictor reads: the image and its turned copies
+        return {OUTPUT_NAME: tf.nn.softmax(twin(image, training=False), axis=-1)}
 
     archive = keras.export.ExportArchive()
     archive.track(twin)

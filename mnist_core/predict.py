@@ -1,9 +1,4 @@
-"""Prediction: softmax probabilities through compiled functions with fixed signatures.
-
-Every image is read as it is and turned by each of TURNS, and the probabilities are averaged: a small
-test-time ensemble. The turns are a fixed bilinear resampling written as one gather, so the same graph
-runs in XLA, TensorFlow and TFLite (mnist_core.export).
-"""
+"""Prediction: softmax probabilities through compiled functions with fixed signatures."""
 
 from __future__ import annotations
 
@@ -15,9 +10,6 @@ import tensorflow as tf
 
 from mnist_core.store import load_model
 
-TURNS = (-8.0, 8.0)  # degrees: the turned copies each image is also read as (the test-time ensemble)
-SIDE = 28  # the images' side, pixels
-
 # Images per call when reading many: as fast here as 2,048, and TensorFlow's allocator keeps far less afterwards (a
 # reading of the 10,000 test images grew the process by 52 MB, against 435 MB in batches of 2,048).
 BATCH = 256
@@ -26,12 +18,12 @@ BATCH = 256
 class Predictor:
     """Holds a model; predict_proba() takes one (28, 28) image or a batch (N, 28, 28) in [0, 1]."""
 
-    def __init__(self, model: keras.Model, turns: tuple[float, ...] = TURNS) -> None:
+    def __init__(self, model: keras.Model) -> None:
         self.model = model
         model = float32_twin(model)
 
         def proba(x):
-            return ensemble_proba(model, x, turns)
+            return tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), axis=-1)
 
         # Concrete functions skip tf.function's per-call signature matching, and model.predict's
         # per-call dataset. One image (a drawing) goes through an XLA-fused graph: about half the
@@ -61,39 +53,6 @@ class Predictor:
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The most probable digit for each image, shape (N,)."""
         return self.predict_proba(x).argmax(axis=1)
-
-
-def ensemble_proba(model: keras.Model, x: tf.Tensor, turns: tuple[float, ...] = TURNS) -> tf.Tensor:
-    """Softmax probabilities (N, 10) of (N, 28, 28, 1) images, averaged over each image and its turned copies."""
-    if not turns:
-        return tf.nn.softmax(tf.cast(model(x, training=False), tf.float32), axis=-1)
-    index, weight = turn_taps(turns)
-    flat = tf.reshape(x, [-1, SIDE * SIDE])
-    taps = tf.reshape(tf.gather(flat, index.reshape(-1), axis=1), [-1, *weight.shape])  # (N, turns, 4, 784)
-    turned = tf.reduce_sum(taps * weight, axis=2)  # (N, turns, 784): bilinear resampling
-    copies = tf.concat([flat[:, None], turned], axis=1)  # (N, 1 + turns, 784)
-    logits = model(tf.reshape(copies, [-1, SIDE, SIDE, 1]), training=False)
-    proba = tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)
-    return tf.reduce_mean(tf.reshape(proba, [-1, 1 + len(turns), proba.shape[-1]]), axis=1)
-
-
-def turn_taps(turns: tuple[float, ...]) -> tuple[np.ndarray, np.ndarray]:
-    """For each turn (degrees, about the image's centre) and output pixel, the 4 input pixels it reads (flat
-    indices, int32 (turns, 4, 784)) and their bilinear weights (float32, same shape); outside the image reads 0."""
-    centre = (SIDE - 1) / 2
-    rows, cols = np.mgrid[0:SIDE, 0:SIDE].reshape(2, -1) - centre
-    index, weight = [], []
-    for degrees in turns:
-        cos, sin = np.cos(np.radians(degrees)), np.sin(np.radians(degrees))
-        y, x = centre + rows * cos + cols * sin, centre - rows * sin + cols * cos  # where each output pixel reads
-        y0, x0 = np.floor(y), np.floor(x)
-        fy, fx = y - y0, x - x0
-        taps = [(y0, x0, (1 - fy) * (1 - fx)), (y0, x0 + 1, (1 - fy) * fx), (y0 + 1, x0, fy * (1 - fx)),
-                (y0 + 1, x0 + 1, fy * fx)]
-        inside = [(0 <= ty) & (ty < SIDE) & (0 <= tx) & (tx < SIDE) for ty, tx, _ in taps]
-        index.append([np.where(ok, ty * SIDE + tx, 0) for (ty, tx, _), ok in zip(taps, inside)])
-        weight.append([np.where(ok, w, 0.0) for (_, _, w), ok in zip(taps, inside)])
-    return np.asarray(index, np.int32), np.asarray(weight, np.float32)
 
 
 def float32_twin(model: keras.Model) -> keras.Model:

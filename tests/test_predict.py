@@ -4,13 +4,11 @@ from __future__ import annotations
 
 import warnings
 
-import keras
 import numpy as np
 import pytest
 import tensorflow as tf
-from PIL import Image
 
-from mnist_core.predict import TURNS, Predictor, as_batch, turn_taps
+from mnist_core.predict import Predictor, as_batch
 from mnist_core.model import PRESETS
 from mnist_core.store import DEFAULT_MODEL, ModelFileError, read_info
 
@@ -41,40 +39,13 @@ def test_batch(predictor, images, test_digits):
     assert accuracy > 0.85  # a real model, not noise
 
 
-def softmax_of(model, images: np.ndarray) -> np.ndarray:
-    return tf.nn.softmax(tf.cast(model(images[..., None], training=False), tf.float32), axis=-1).numpy()
-
-
-def turned_by_pil(images: np.ndarray, degrees: float) -> np.ndarray:
-    """Each image turned about its centre with PIL's bilinear rotation: an independent reference for the turns."""
-    return np.stack([np.asarray(Image.fromarray(i).rotate(degrees, Image.Resampling.BILINEAR)) for i in images])
-
-
-def test_without_turns_it_is_the_models_own_softmax(trained, images):
-    plain = Predictor(trained.result.model, turns=())
+def test_agrees_with_the_models_own_logits(predictor, trained, images):
     logits = trained.result.model(images[..., None], training=False)
-    np.testing.assert_allclose(plain.predict_proba(images), softmax_of(trained.result.model, images), rtol=0,
-                               atol=1e-6)
-    np.testing.assert_array_equal(plain.predict(images), np.asarray(logits).argmax(axis=1))
-
-
-def test_it_averages_the_image_and_its_turned_copies(predictor, trained, images):
-    """TURNS as PIL turns them: the same probabilities, one image or a batch."""
-    model = trained.result.model
-    copies = [images] + [turned_by_pil(images, degrees) for degrees in TURNS]
-    expected = np.mean([softmax_of(model, c) for c in copies], axis=0)
-    np.testing.assert_allclose(predictor.predict_proba(images), expected, rtol=0, atol=1e-5)
-    np.testing.assert_allclose(predictor.predict_proba(images[0]), expected[:1], rtol=0, atol=1e-5)  # XLA's path
-    np.testing.assert_array_equal(predictor.predict(images), expected.argmax(axis=1))
-    assert len(TURNS) == 2 and sorted(TURNS) == [-8.0, 8.0]
-
-
-def test_a_turn_keeps_the_ink_inside_and_blank_stays_blank():
-    index, weight = turn_taps((8.0, -8.0))
-    assert index.shape == weight.shape == (2, 4, 784) and index.min() >= 0 and index.max() < 784
-    np.testing.assert_allclose(weight.sum(axis=1)[:, 14 * 28 + 14], 1.0)  # a pixel near the centre: all inside
-    blank = Predictor(keras.Sequential([keras.Input((28, 28, 1)), keras.layers.Flatten(), keras.layers.Dense(10)]))
-    np.testing.assert_allclose(blank.predict_proba(np.zeros((1, 28, 28), np.float32)), 0.1, atol=1e-6)
+    expected = tf.nn.softmax(logits, axis=-1).numpy()
+    p = predictor.predict_proba(images)
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(p.argmax(axis=1), np.asarray(logits).argmax(axis=1))
+    np.testing.assert_array_equal(predictor.predict(images), np.asarray(logits).argmax(axis=1))
 
 
 def test_input_forms_agree(predictor, images):
@@ -159,7 +130,6 @@ def test_mixed_precision_model_answers_in_float32(images):
     assert mixed.layers[0].dtype_policy.name == "mixed_bfloat16"  # the caller's model is kept as it is
     proba = predictor.predict_proba(images)
     assert proba.dtype == np.float32
-    copies = [images] + [turned_by_pil(images, degrees) for degrees in TURNS]
-    reference = np.mean([softmax_of(mixed, c) for c in copies], axis=0)
+    reference = tf.nn.softmax(tf.cast(mixed(images[..., None], training=False), tf.float32)).numpy()
     np.testing.assert_allclose(proba, reference, atol=0.02)  # bf16 rounding is the only difference
     assert (proba.argmax(1) == reference.argmax(1)).mean() >= 0.99
