@@ -21,7 +21,7 @@ from mnist_core.training import TrainConfig, train
 
 FOLD_DIR = Path("models") / "pen-folds"  # default folder of the fold models, beside the runs (git-ignored)
 QUICK = dict(epochs=1, train_subset=1000, test_subset=500)  # --quick: fold models that only prove the path works
-QUICK_DIGITS = 20  # --quick: digits read per writer
+QUICK_DIGITS = 10  # --quick: digits read per writer
 
 
 @dataclass(frozen=True)
