@@ -66,11 +66,11 @@ def _render_one(strokes: tuple[np.ndarray, ...], seed: int) -> np.ndarray:
 def render(digits: DigitSet, variants: int = VARIANTS, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """Each digit drawn `variants` times on the canvas (random pen, size, place, slant) and read through
     preprocess_drawing: uint8 (N * variants, 28, 28) images and their labels. Seeded: the same call, the
-    same images. The drawing runs on every core (PIL works outside Python's lock)."""
+    same images, whatever the threads (one per core) do first."""
     jobs = [(digits.strokes[i], seed * 1_000_003 + v * len(digits) + i) for v in range(variants)
             for i in range(len(digits))]
     with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-        images = list(pool.map(lambda job: _render_one(*job), jobs, chunksize=64))
+        images = list(pool.map(lambda job: _render_one(*job), jobs))
     return from_float_images(np.stack(images)), np.tile(digits.labels, variants)
 
 
