@@ -33,7 +33,7 @@ if [ ! -x "$browser" ]; then
   fi
 fi
 
-# Five workers, a test file each at a time (a file's module fixtures, such as its server, are made once): the
-# suite's tests spend much of their time waiting on servers, browsers and training processes, so five at once keep
-# a 2-core machine busy (with four, the suite used 143% of its 200%).
-exec python -m pytest -n 5 --dist loadfile "$@"
+# Four workers, a test file each at a time (a file's module fixtures, such as its server, are made once): the
+# suite's tests spend much of their time waiting on servers, browsers and training processes, so four at once keep
+# a 2-core machine busy.
+exec python -m pytest -n 4 --dist loadfile "$@"

@@ -26,10 +26,10 @@ from mnist_core.training import TrainConfig, TrainResult, train  # noqa: E402
 # The test files that take longest, heaviest first (measured with four workers on 2 cores). pytest-xdist's
 # --dist loadfile hands files to its workers in collection order, two at a time: starting these first lets the
 # workers finish together instead of one working alone on a long file at the end.
-LONGEST_FIRST = ("e2e/test_e2e_training.py", "test_app.py", "test_benchmark.py", "e2e/test_e2e_load_benchmark.py",
-                 "e2e/test_e2e_classroom.py", "e2e/test_e2e_teach.py", "e2e/test_e2e_runs.py", "test_jobs.py",
-                 "e2e/test_e2e_studio.py", "test_app_my_digits.py", "test_export.py", "test_cli.py",
-                 "test_app_bad_state.py", "test_handwriting.py")
+LONGEST_FIRST = ("e2e/test_e2e_training.py", "test_app.py", "e2e/test_e2e_teach.py", "e2e/test_e2e_load_benchmark.py",
+                 "e2e/test_e2e_classroom.py", "e2e/test_e2e_runs.py", "test_jobs.py", "test_benchmark.py",
+                 "e2e/test_e2e_studio.py", "test_benchmark_pen.py", "test_app_my_digits.py", "test_export.py",
+                 "test_cli.py", "test_app_bad_state.py", "test_handwriting.py")
 
 
 def pytest_collection_modifyitems(config, items):
