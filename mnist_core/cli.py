@@ -189,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
                                       "$MNIST_EVAL_DIR or shared/eval beside the repository)")
     b.add_argument("--fold-dir", default=str(FOLD_DIR),
                    help="handwriting and writers: the pen-digits fold models, each trained without its 6 writers; "
-                        f"missing ones are trained there first, about 5 minutes each on 2 cores (default: {FOLD_DIR})")
+                        f"missing ones are trained there first, 10-12 minutes each on 2 cores (default: {FOLD_DIR})")
     for command in (t, f, d, e, x, v, b):
         _add_verbose(command)
     return parser
