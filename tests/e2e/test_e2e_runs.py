@@ -116,9 +116,16 @@ def _add_row(page: Page, row: int, layer: str) -> None:
     grid.hover()
     grid.get_by_role("button", name="Add row").click()
     page.keyboard.press("Escape")
-    page.mouse.dblclick(*_cell(page, LAYER_X, row))
-    page.mouse.click(*_cell(page, LAYER_X, row))  # opens the list of layer types
-    page.get_by_role("option", name=layer, exact=True).click()
+    option = page.get_by_role("option", name=layer, exact=True)
+    for _ in range(3):  # on a loaded machine a click on the cell can be lost (seen in full runs): open the list again
+        page.mouse.dblclick(*_cell(page, LAYER_X, row))
+        page.mouse.click(*_cell(page, LAYER_X, row))  # opens the list of layer types
+        try:
+            option.click(timeout=15_000)
+            return
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"row {row}'s list of layer types did not open, three times")
 
 
 def test_design_a_network_see_a_bad_one_refused_train_it_and_find_it_in_runs(fresh_server, open_page):
