@@ -23,19 +23,24 @@ def _logged_run(store: RunStore, config: TrainConfig, accuracies: list[float], s
     store.record(config, result, "completed", f"Completed {len(history)} epoch(s).", None)
 
 
-def _pick(page: Page, picker, text: str) -> None:
-    """Open the multiselect's list and click the option containing `text`. On a loaded machine the list once
-    did not open at the first click (a full suite run alongside other browser tests): it is opened again."""
-    option = page.get_by_role("option").filter(has_text=text)
+def _choose(page: Page, option, open_list, what: str, timeout_ms: int) -> None:
+    """Click `option` in a dropdown that `open_list()` opens. On a loaded machine a click that opens a list can be
+    lost (seen in full suite runs beside other browser tests): the list is opened again, up to three times."""
     for _ in range(3):
         if not option.is_visible():
-            picker.get_by_role("combobox").click()
+            open_list()
         try:
-            option.click(timeout=10_000)
+            option.click(timeout=timeout_ms)
             return
         except PlaywrightTimeoutError:
             page.keyboard.press("Escape")
-    raise AssertionError(f"no option {text!r} in the list after three tries")
+    raise AssertionError(f"{what} after three tries")
+
+
+def _pick(page: Page, picker, text: str) -> None:
+    """Open the multiselect's list and click the option containing `text`."""
+    _choose(page, page.get_by_role("option").filter(has_text=text), picker.get_by_role("combobox").click,
+            f"no option {text!r} in the list", 10_000)
 
 
 def test_two_runs_compared_on_one_chart_with_what_differs(tmp_path, open_page):
@@ -116,16 +121,13 @@ def _add_row(page: Page, row: int, layer: str) -> None:
     grid.hover()
     grid.get_by_role("button", name="Add row").click()
     page.keyboard.press("Escape")
-    option = page.get_by_role("option", name=layer, exact=True)
-    for _ in range(3):  # on a loaded machine a click on the cell can be lost (seen in full runs): open the list again
+
+    def open_list() -> None:
         page.mouse.dblclick(*_cell(page, LAYER_X, row))
         page.mouse.click(*_cell(page, LAYER_X, row))  # opens the list of layer types
-        try:
-            option.click(timeout=15_000)
-            return
-        except PlaywrightTimeoutError:
-            page.keyboard.press("Escape")
-    raise AssertionError(f"row {row}'s list of layer types did not open, three times")
+
+    _choose(page, page.get_by_role("option", name=layer, exact=True), open_list,
+            f"row {row}'s list of layer types did not open", 15_000)
 
 
 def test_design_a_network_see_a_bad_one_refused_train_it_and_find_it_in_runs(fresh_server, open_page):
