@@ -35,5 +35,5 @@ fi
 
 # Four workers, a test file each at a time (a file's module fixtures, such as its server, are made once): the
 # suite's tests spend much of their time waiting on servers, browsers and training processes, so four at once keep
-# a 2-core machine busy.
-exec python -m pytest -n 4 --dist loadfile "$@"
+# a 2-core machine busy. Files go out in collection order, the longest first (tests/conftest.py).
+exec python -m pytest -n 4 --dist loadfile --no-loadscope-reorder "$@"

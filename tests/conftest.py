@@ -23,13 +23,16 @@ from mnist_core import data  # noqa: E402
 from mnist_core.progress import ProgressSnapshot, TrainingProgress  # noqa: E402
 from mnist_core.training import TrainConfig, TrainResult, train  # noqa: E402
 
-# The test files that take longest, heaviest first (measured with four workers on 2 cores). pytest-xdist's
-# --dist loadfile hands files to its workers in collection order, two at a time: starting these first lets the
-# workers finish together instead of one working alone on a long file at the end.
-LONGEST_FIRST = ("e2e/test_e2e_training.py", "test_app.py", "e2e/test_e2e_teach.py", "e2e/test_e2e_load_benchmark.py",
-                 "e2e/test_e2e_classroom.py", "e2e/test_e2e_runs.py", "test_jobs.py", "test_benchmark.py",
-                 "e2e/test_e2e_studio.py", "test_benchmark_pen.py", "test_app_my_digits.py", "test_export.py",
-                 "test_cli.py", "test_app_bad_state.py", "test_handwriting.py")
+# The test files that take longest, heaviest first (the sum of their tests' times, measured with four workers on 2
+# cores). With --dist loadfile and --no-loadscope-reorder (scripts/test.sh), pytest-xdist hands files to its workers
+# in collection order, each worker taking its next file when two tests of its current one are left: starting these
+# first lets the workers finish together instead of one working alone on a long file at the end. (xdist's own
+# reordering, by number of tests, would start them last.)
+LONGEST_FIRST = ("e2e/test_e2e_training.py", "e2e/test_e2e_classroom.py", "test_app.py", "test_jobs.py",
+                 "e2e/test_e2e_load_benchmark.py", "e2e/test_e2e_runs.py", "e2e/test_e2e_studio.py",
+                 "test_benchmark.py", "test_benchmark_pen.py", "test_app_my_digits.py", "e2e/test_e2e_teach.py",
+                 "test_cli.py", "test_app_bad_state.py", "test_training.py", "test_export.py",
+                 "test_fault_injection.py", "test_app_host.py", "test_explain.py", "test_tensorflow_log.py")
 
 
 def pytest_collection_modifyitems(config, items):
