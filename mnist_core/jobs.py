@@ -10,7 +10,6 @@ and a process whose server is gone ends itself.
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import multiprocessing
@@ -35,7 +34,6 @@ from mnist_core.training import TrainConfig, TrainResult, train  # noqa: E402
 
 STOP_GRACE_S = 10.0  # a run still training this long after Stop is ended by force
 TRAIN_THREADS = max(1, (os.cpu_count() or 2) - 1)  # TensorFlow's threads in the training process: a core is left
-TRAIN_NICENESS = 10  # the training process's CPU priority below the server's: answers to pages come first
 POLL_S = 0.25  # how often the follower checks on a silent training process; the process, on its server
 # The process sends its batches to the server in bundles this often: a message a batch (`seed`, about 200 a second
 # here) cost the server about 2% of a core.
@@ -267,23 +265,10 @@ def _exit_with_the_server() -> None:
     os._exit(1)  # no clean-up: nobody is left to read the result
 
 
-def _lower_priority() -> None:
-    """Give this process TRAIN_NICENESS less CPU priority: every thread, the ones TensorFlow started on import too
-    (Linux keeps a priority per thread, and a new thread takes its creator's)."""
-    if not hasattr(os, "nice"):  # Windows
-        return
-    niceness = os.getpriority(os.PRIO_PROCESS, 0) + TRAIN_NICENESS
-    threads = [int(t) for t in os.listdir("/proc/self/task")] if os.path.isdir("/proc/self/task") else [0]
-    for thread in threads:
-        with contextlib.suppress(ProcessLookupError):  # a thread that has just ended
-            os.setpriority(os.PRIO_PROCESS, thread, niceness)
-
-
 def _train_in_process(config: TrainConfig, runs_root: str, messages, stop) -> None:
     """The training process: train, keep the model if worth it, and send back the result without the model."""
     import tensorflow as tf
 
-    _lower_priority()
     threading.Thread(target=_exit_with_the_server, daemon=True).start()
     tf.config.threading.set_intra_op_parallelism_threads(TRAIN_THREADS)  # before TensorFlow starts its pools
     tf.config.threading.set_inter_op_parallelism_threads(TRAIN_THREADS)
