@@ -41,6 +41,21 @@ def stop_the_run(page: Page) -> None:
     expect(page.locator(CURVES)).to_contain_text("Stopped.")
 
 
+def _training_process(runs: Path) -> int:
+    """The pid of the spawned training process of the server that writes to `runs`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and f"MNIST_STUDIO_RUNS={runs}".encode() in environ.split(b"\0"):
+            return int(entry.name)
+    raise AssertionError(f"no training process found for {runs}")
+
+
 def assert_stays_clear(page: Page) -> None:
     """One empty canvas, the hint, and no answer or explanation, now and QUIET_S later."""
     for _ in range(2):
@@ -87,12 +102,24 @@ def test_a_pupils_page_while_a_run_trains(fresh_server, open_page, browser, mnis
     upload's removal leave no old answer."""
     host = open_page(fresh_server)
     start_long_run(host)
+    # What is checked here needs the run to exist, not to advance: paused, it leaves the cores to the other tests
+    # running beside this one. It goes on again before the host stops it (or the server, should this test fail).
+    trainer = _training_process(tmp_path / "runs")
+    os.kill(trainer, signal.SIGSTOP)
+    try:
+        _pupils_page_checks(browser, fresh_server, host, mnist, tmp_path)
+    finally:
+        os.kill(trainer, signal.SIGCONT)
+    stop_the_run(host)
+
+
+def _pupils_page_checks(browser, url: str, host: Page, mnist, tmp_path: Path) -> None:
     open_tab(host, "Gallery")  # the host's page must not redraw either
     (_, _), (x_test, y_test) = mnist
     paper = Image.fromarray(255 - x_test[0]).resize((140, 140), Image.Resampling.BILINEAR)
     assert int(y_test[0]) == 7
 
-    page, sent = _sent_frames(browser, fresh_server)  # a pupil's page, beside the host's
+    page, sent = _sent_frames(browser, url)  # a pupil's page, beside the host's
     live = page.locator(".st-key-live-prediction")
 
     def timers() -> set[str]:
@@ -146,22 +173,6 @@ def test_a_pupils_page_while_a_run_trains(fresh_server, open_page, browser, mnis
     watcher = hidden | hidden_again | empty_canvas | cleared
     assert len(watcher) <= 1, (hidden, hidden_again, empty_canvas, cleared)
     assert shown - watcher and drawn - watcher and shown - watcher != drawn - watcher, (watcher, shown, drawn)
-    stop_the_run(host)
-
-
-def _training_process(runs: Path) -> int:
-    """The pid of the spawned training process of the server that writes to `runs`."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline and f"MNIST_STUDIO_RUNS={runs}".encode() in environ.split(b"\0"):
-            return int(entry.name)
-    raise AssertionError(f"no training process found for {runs}")
 
 
 def test_a_killed_training_process_ends_as_a_failed_run_and_the_page_keeps_answering(fresh_server, open_page,
