@@ -595,9 +595,11 @@ async def pages_see_the_job(pages: list[Page], case: Case) -> None:
     it), and the run has finished. The timed part starts in steady state."""
     caption = JOB_CAPTION[case.training]
     seen = await asyncio.gather(*(see_the_job(p, caption) for p in pages), return_exceptions=True)
-    late = sum(isinstance(s, BaseException) for s in seen)
+    late = [s for s in seen if isinstance(s, BaseException)]
     if late:
-        case.errors.append(f"{late} page(s) did not show {caption!r} and the shipped model within {WAIT_MS // 1000} s")
+        why = "; ".join(" ".join(str(exc).split())[:300] for exc in late)  # which wait ran out, and what the page had
+        case.errors.append(f"{len(late)} page(s) did not show {caption!r} and the shipped model within "
+                           f"{WAIT_MS // 1000} s, with no script running: {why}")
 
 
 async def see_the_job(page: Page, caption: str) -> None:
