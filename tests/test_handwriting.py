@@ -61,6 +61,9 @@ def test_score_finds_the_worst_digit_and_its_commonest_misreading(shipped, test_
     x, y = test_digits
     wrong = y.copy()
     wrong[y == 3] = 8  # pretend every 3 is labelled 8: the model reads them as 3
-    result = handwriting.score(shipped.predict(x), wrong)
+    predicted = shipped.predict(x)
+    result = handwriting.score(predicted, wrong)
     assert result.worst_digit == 8 and result.worst_confusion == 3
-    assert result.per_digit[8] < 0.5 and len(result.wrong) == pytest.approx((y == 3).sum(), abs=10)
+    # misread: the relabelled 3s, give or take the model's own few mistakes on these digits
+    real_mistakes = int((predicted != y).sum())
+    assert result.per_digit[8] < 0.5 and len(result.wrong) == pytest.approx((y == 3).sum(), abs=real_mistakes)
