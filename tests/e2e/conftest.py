@@ -18,8 +18,7 @@ import pytest
 from playwright.sync_api import Error as PlaywrightError
 from playwright.sync_api import Page, expect, sync_playwright
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CHROMIUM_ARGS, VIEWPORT, WAIT_MS, assert_no_exception, chromium_path,
-                         run_server)
+from e2e_helpers import CHROMIUM_ARGS, WAIT_MS, assert_no_exception, chromium_path, new_page, run_server
 
 expect.set_options(timeout=WAIT_MS)  # every expect(...) waits the suite's one timeout, not Playwright's 5 s
 
@@ -66,22 +65,13 @@ def browser():
         b.close()
 
 
-def _new_page(browser, url: str, **context_options) -> Page:
-    context = browser.new_context(**{"viewport": VIEWPORT, **context_options})
-    p = context.new_page()
-    p.set_default_timeout(WAIT_MS)
-    p.goto(url)
-    expect(p.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
-    return p
-
-
 @pytest.fixture
 def open_page(browser):
     """Factory for pages in new browser contexts (each one its own Streamlit session); closed afterwards."""
     pages: list[Page] = []
 
     def _open(url: str, **context_options) -> Page:  # e.g. a phone's viewport=, has_touch=, is_mobile=
-        p = _new_page(browser, url, **context_options)
+        p = new_page(browser, url, **context_options)
         pages.append(p)
         return p
 

@@ -20,6 +20,7 @@ from typing import Iterator, Sequence
 
 import pytest
 from playwright.sync_api import Page, expect
+from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from mnist_core.canvas import CANVAS_PX  # the drawing pad's side, pixels
 
@@ -101,6 +102,16 @@ def run_server(runs_dir: Path, log: Path, env: dict[str, str] | None = None) -> 
             proc.kill()
             proc.wait()
         print(f"streamlit log: {log}")
+
+
+def new_page(browser, url: str, **context_options) -> Page:
+    """The app loaded in a new browser context (its own Streamlit session), its tabs drawn."""
+    context = browser.new_context(**{"viewport": VIEWPORT, **context_options})
+    p = context.new_page()
+    p.set_default_timeout(WAIT_MS)
+    p.goto(url)
+    expect(p.get_by_role("tab")).to_have_count(5, timeout=APP_LOAD_TIMEOUT_MS)
+    return p
 
 
 def shipped_model_line() -> str:
@@ -280,6 +291,20 @@ def set_number(page: Page, label: str, value: int) -> None:
     box.fill(str(value))
     box.press("Enter")
     expect(box).to_have_value(str(value))
+
+
+def choose(page: Page, option, open_list, what: str, timeout_ms: int) -> None:
+    """Click `option` in a dropdown that `open_list()` opens. On a loaded machine a click that opens a list can be
+    lost (seen in full suite runs beside other browser tests): the list is opened again, up to three times."""
+    for _ in range(3):
+        if not option.is_visible():
+            open_list()
+        try:
+            option.click(timeout=timeout_ms)
+            return
+        except PlaywrightTimeoutError:
+            page.keyboard.press("Escape")
+    raise AssertionError(f"{what} after three tries")
 
 
 def set_batch_size(page: Page, value: int) -> None:

@@ -2,7 +2,8 @@
 answer, hidden live views stay quiet, a training process killed from outside ends as a failed run while
 the page keeps answering, and with a host password only the host's page can train.
 
-Each test gets its own server and, where it needs one, starts a run long enough to outlast it.
+The first two tests share the module's server, each starting a run long enough to outlast it and ending it (Stop,
+kill -9), so the next one finds the job slot idle; the host password needs a server of its own.
 """
 
 from __future__ import annotations
@@ -97,17 +98,17 @@ def _frames_within(page: Page, sent: list[Sent], seconds: float) -> list[Sent]:
     return [s for s in sent if start <= s.at < start + seconds]
 
 
-def test_a_pupils_page_while_a_run_trains(fresh_server, open_page, browser, mnist, tmp_path):
+def test_a_pupils_page_while_a_run_trains(server, runs_dir, open_page, browser, mnist, tmp_path):
     """Live views ask for redraws only while shown, the reading in training needs a drawing, and Clear and an
     upload's removal leave no old answer."""
-    host = open_page(fresh_server)
+    host = open_page(server)
     start_long_run(host)
     # What is checked here needs the run to exist, not to advance: paused, it leaves the cores to the other tests
     # running beside this one. It goes on again before the host stops it (or the server, should this test fail).
-    trainer = _training_process(tmp_path / "runs")
+    trainer = _training_process(runs_dir)
     os.kill(trainer, signal.SIGSTOP)
     try:
-        _pupils_page_checks(browser, fresh_server, host, mnist, tmp_path)
+        _pupils_page_checks(browser, server, host, mnist, tmp_path)
     finally:
         os.kill(trainer, signal.SIGCONT)
     stop_the_run(host)
@@ -175,11 +176,10 @@ def _pupils_page_checks(browser, url: str, host: Page, mnist, tmp_path: Path) ->
     assert shown - watcher and drawn - watcher and shown - watcher != drawn - watcher, (watcher, shown, drawn)
 
 
-def test_a_killed_training_process_ends_as_a_failed_run_and_the_page_keeps_answering(fresh_server, open_page,
-                                                                                       tmp_path):
-    page = open_page(fresh_server)
+def test_a_killed_training_process_ends_as_a_failed_run_and_the_page_keeps_answering(server, runs_dir, open_page):
+    page = open_page(server)
     start_long_run(page)
-    os.kill(_training_process(tmp_path / "runs"), signal.SIGKILL)
+    os.kill(_training_process(runs_dir), signal.SIGKILL)
 
     curves = page.locator(CURVES)
     expect(curves).to_contain_text("Failed.")

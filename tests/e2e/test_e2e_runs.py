@@ -1,13 +1,14 @@
-"""The Train tab's network designer and the Runs list in a real browser: design, refuse, train, compare."""
+"""The Train tab's network designer and the Runs list in a real browser: design, refuse, train, compare.
+
+Both tests use the module's server: two logged runs compared, then a designed network trained beside them."""
 
 from __future__ import annotations
 
 import time
 
-from e2e_helpers import (RUN_MS, assert_no_exception, open_tab, run_server, save_screenshot, set_number, set_recipe,
+from e2e_helpers import (RUN_MS, assert_no_exception, choose, open_tab, save_screenshot, set_number, set_recipe,
                          wait_idle)
 from playwright.sync_api import Page, expect
-from playwright.sync_api import TimeoutError as PlaywrightTimeoutError
 
 from mnist_core.progress import EpochPoint
 from mnist_core.runs import RunStore
@@ -23,55 +24,39 @@ def _logged_run(store: RunStore, config: TrainConfig, accuracies: list[float], s
     store.record(config, result, "completed", f"Completed {len(history)} epoch(s).", None)
 
 
-def _choose(page: Page, option, open_list, what: str, timeout_ms: int) -> None:
-    """Click `option` in a dropdown that `open_list()` opens. On a loaded machine a click that opens a list can be
-    lost (seen in full suite runs beside other browser tests): the list is opened again, up to three times."""
-    for _ in range(3):
-        if not option.is_visible():
-            open_list()
-        try:
-            option.click(timeout=timeout_ms)
-            return
-        except PlaywrightTimeoutError:
-            page.keyboard.press("Escape")
-    raise AssertionError(f"{what} after three tries")
-
-
 def _pick(page: Page, picker, text: str) -> None:
     """Open the multiselect's list and click the option containing `text`."""
-    _choose(page, page.get_by_role("option").filter(has_text=text), picker.get_by_role("combobox").click,
-            f"no option {text!r} in the list", 10_000)
+    choose(page, page.get_by_role("option").filter(has_text=text), picker.get_by_role("combobox").click,
+           f"no option {text!r} in the list", 10_000)
 
 
-def test_two_runs_compared_on_one_chart_with_what_differs(tmp_path, open_page):
-    store = RunStore(tmp_path / "runs")
+def test_two_runs_compared_on_one_chart_with_what_differs(runs_dir, server, open_page):
+    store = RunStore(runs_dir)  # the module's server reads its runs log afresh on every page run
     _logged_run(store, TrainConfig.for_preset("seed", epochs=3), [0.975, 0.982, 0.986], 150.0)
     _logged_run(store, TrainConfig.for_preset("fast", epochs=3, augment=True), [0.981, 0.988, 0.990], 21.0)
-    with run_server(store.root, tmp_path / "streamlit.log") as url:
-        page = open_page(url)
-        open_tab(page, "Train")
-        wait_idle(page)
-        page.get_by_text("Compare runs").click()
-        picker = page.get_by_test_id("stMultiSelect").filter(has_text="Runs to compare")
-        for preset in ("seed", "fast"):
-            _pick(page, picker, f"· {preset} ·")
-        page.keyboard.press("Escape")
-        box = page.get_by_test_id("stExpander").filter(has_text="Compare runs")
-        charts = box.get_by_test_id("stVegaLiteChart")
-        expect(charts).to_have_count(2)
-        for chart in (charts.nth(0), charts.nth(1)):  # one line a run, each named in the legend
-            expect(chart).to_contain_text("1: seed")
-            expect(chart).to_contain_text("2: fast")
-        expect(charts.nth(0)).to_contain_text("Test accuracy")
-        expect(charts.nth(1)).to_contain_text("Test loss")
-        table = box.get_by_test_id("stTable")
-        for row in ("Network", "Batch size", "Learning rate", "Schedule", "Augmentation", "Test accuracy",
-                    "Training time"):
-            expect(table).to_contain_text(row)
-        expect(table).not_to_contain_text("Seed")  # 42 in both: not a difference
-        save_screenshot(page, "runs-compare", docs_name="compare")
-        assert_no_exception(page)
-
+    page = open_page(server)
+    open_tab(page, "Train")
+    wait_idle(page)
+    page.get_by_text("Compare runs").click()
+    picker = page.get_by_test_id("stMultiSelect").filter(has_text="Runs to compare")
+    for preset in ("seed", "fast"):
+        _pick(page, picker, f"· {preset} ·")
+    page.keyboard.press("Escape")
+    box = page.get_by_test_id("stExpander").filter(has_text="Compare runs")
+    charts = box.get_by_test_id("stVegaLiteChart")
+    expect(charts).to_have_count(2)
+    for chart in (charts.nth(0), charts.nth(1)):  # one line a run, each named in the legend
+        expect(chart).to_contain_text("1: seed")
+        expect(chart).to_contain_text("2: fast")
+    expect(charts.nth(0)).to_contain_text("Test accuracy")
+    expect(charts.nth(1)).to_contain_text("Test loss")
+    table = box.get_by_test_id("stTable")
+    for row in ("Network", "Batch size", "Learning rate", "Schedule", "Augmentation", "Test accuracy",
+                "Training time"):
+        expect(table).to_contain_text(row)
+    expect(table).not_to_contain_text("Seed")  # 42 in both: not a difference
+    save_screenshot(page, "runs-compare", docs_name="compare")
+    assert_no_exception(page)
 
 
 # The designer's table is a canvas grid: cells are reached by position. Rows are 35 px; the first column holds the
@@ -126,12 +111,12 @@ def _add_row(page: Page, row: int, layer: str) -> None:
         page.mouse.dblclick(*_cell(page, LAYER_X, row))
         page.mouse.click(*_cell(page, LAYER_X, row))  # opens the list of layer types
 
-    _choose(page, page.get_by_role("option", name=layer, exact=True), open_list,
-            f"row {row}'s list of layer types did not open", 15_000)
+    choose(page, page.get_by_role("option", name=layer, exact=True), open_list,
+           f"row {row}'s list of layer types did not open", 15_000)
 
 
-def test_design_a_network_see_a_bad_one_refused_train_it_and_find_it_in_runs(fresh_server, open_page):
-    page = open_page(fresh_server)
+def test_design_a_network_see_a_bad_one_refused_train_it_and_find_it_in_runs(server, open_page):
+    page = open_page(server)
     set_recipe(page, epochs=1, train_images=2_000, test_images=500)
     page.get_by_test_id("stRadio").get_by_text("custom", exact=True).click()
     expect(page.get_by_text("Total parameters: 121,930")).to_be_visible()  # the seed's layers

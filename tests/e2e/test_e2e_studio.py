@@ -1,7 +1,7 @@
 """Browser tests of the studio's page, Draw tab (canvas and upload) and Gallery tab.
 
-A real `streamlit run app.py` (one per module), the shipped model, system Chromium. Training,
-which changes the server's state, lives in test_e2e_training.py with a server per test.
+A real `streamlit run app.py` (one per module), the shipped model, system Chromium; the drawing tests share one
+page, each leaving its canvas empty. Training, which changes the server's state, lives in test_e2e_training.py.
 MNIST arrays come from the `mnist` fixture of tests/conftest.py: the vendored file, which the app reads too.
 """
 
@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (CANVAS, assert_no_exception, draw_polyline, draw_touch, one, open_tab, prediction_heading,
-                         save_screenshot, seven, shipped_model_line, wait_idle, zero)
+from e2e_helpers import (CANVAS, assert_no_exception, draw_polyline, draw_touch, new_page, one, open_tab,
+                         prediction_heading, save_screenshot, seven, shipped_model_line, wait_idle, zero)
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 
 PREDICTION = ".st-key-prediction"
@@ -85,9 +85,29 @@ PLACES = {
 DRAWINGS = [pytest.param(d, p, id=f"{d}-{p}") for p in PLACES for d in SHAPES]
 
 
-@pytest.mark.parametrize("digit, place", DRAWINGS)
-def test_drawing_is_read(page: Page, digit: str, place: str):
+@pytest.fixture(scope="module")
+def draw_page(browser, server):
+    """One page on the Draw tab for the drawing tests: a new page costs a full run of the app and a whole layout in
+    the browser, about 3 CPU-seconds on this 2-core machine, and a drawing less than 2."""
+    page = new_page(browser, server)
     open_tab(page, "Draw")
+    yield page
+    page.context.close()
+
+
+@pytest.fixture
+def canvas_page(draw_page):
+    """The drawing page, its canvas emptied (Clear) after each test, pass or fail."""
+    yield draw_page
+    if prediction_heading(draw_page).count():
+        draw_page.get_by_role("button", name=re.compile(r"\bClear$")).click()
+    expect(draw_page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
+    assert_no_exception(draw_page)
+
+
+@pytest.mark.parametrize("digit, place", DRAWINGS)
+def test_drawing_is_read(canvas_page: Page, digit: str, place: str):
+    page = canvas_page
     wait_idle(page)
     # The app's default stroke width (on the 280 px canvas) is what these drawings use.
     stroke = page.get_by_test_id("stSlider").filter(has_text="Stroke width").get_by_role("slider")
@@ -126,8 +146,8 @@ def test_on_a_phone_the_answer_is_in_sight_below_the_canvas(open_page, server):
     save_screenshot(phone, "draw-phone")
 
 
-def test_clear_removes_drawing_and_prediction(page: Page):
-    open_tab(page, "Draw")
+def test_clear_removes_drawing_and_prediction(canvas_page: Page):
+    page = canvas_page
     wait_idle(page)
     draw_polyline(page, seven(140, 140, 180))
     expect(prediction_heading(page)).to_have_text("Prediction: 7")
