@@ -218,7 +218,11 @@ def test_a_designed_network_is_measured_refused_when_it_cannot_work_and_trained(
     assert at.session_state["design_layers"] == PRESET_LAYERS["fast"]
 
 
-def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
+def test_train_tab_options_follow_the_preset_and_reach_the_run(runs, mnist):
+    (x_train, y_train), _ = mnist
+    store = DigitStore.in_folder(runs.root)
+    for image, label in zip(x_train[:5], y_train[:5]):
+        store.add(int(label), image, png(image), "drawn")
     at = run_app()
     boxes = ("train_augment", "train_augment_slant", "train_augment_style")
     assert [at.checkbox(key=k).value for k in boxes] == [False] * 3  # the tutorial trains on plain images
@@ -226,32 +230,23 @@ def test_train_tab_augmentation_follows_the_preset_and_reaches_the_run(runs):
     best = PRESETS["best"]
     assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_slant, best.augment_style]
     assert best.augment and best.augment_slant and best.augment_style
-    at.radio(key="train_preset").set_value("fast").run()
-    assert [at.checkbox(key=k).value for k in boxes] == [False] * 3
+    for preset in ("fast", "seed"):  # back to the tutorial's network, through one more preset
+        at.radio(key="train_preset").set_value(preset).run()
+        assert [at.checkbox(key=k).value for k in boxes] == [False] * 3, preset
     at.checkbox(key="train_augment_style").check()
     at.checkbox(key="train_augment_slant").check()
-    _press_train_on_a_slice(at, epochs=1)
-    config = job_manager().job.config
-    assert (config.augment, config.augment_slant, config.augment_style) == (False, True, True)
-    _wait_for_job_end(at)
-    assert any("augmentation: slant, flags and crossbars" in c.value for c in at.caption)
-
-
-def test_training_from_scratch_can_include_pen_digits_and_my_digits(runs, mnist):
-    (x_train, y_train), _ = mnist
-    store = DigitStore.in_folder(runs.root)
-    for image, label in zip(x_train[:5], y_train[:5]):
-        store.add(int(label), image, png(image), "drawn")
-    at = run_app()
     assert at.checkbox(key="train_my_digits").value is False and at.checkbox(key="train_pen_digits").value is False
     at.checkbox(key="train_my_digits").check()
     at.checkbox(key="train_pen_digits").check()
     _press_train_on_a_slice(at, epochs=1)
     job = job_manager().job
-    assert job.config.my_digits == str(store.path) and not job.config.is_finetune
-    assert job.config.pen_digits and job.config.pen_skip_writers == ()
+    config = job.config
+    assert (config.augment, config.augment_slant, config.augment_style) == (False, True, True)
+    assert config.my_digits == str(store.path) and not config.is_finetune
+    assert config.pen_digits and config.pen_skip_writers == ()
     assert any(c.value.startswith("40 batches per epoch (with 250 pen drawings)") for c in at.caption)  # 1,250 / 32
     _wait_for_job_end(at)
+    assert any("augmentation: slant, flags and crossbars" in c.value for c in at.caption)
     assert job.result.personal.trained_on == 5 and job.result.personal.held_out == 0
     assert any("`seed` · with pen digits · with your digits" in c.value for c in at.caption)
     assert runs.history()[0].config["my_digits"] == str(store.path) and runs.history()[0].config["pen_digits"]

@@ -50,7 +50,7 @@ def test_quick_benchmark_prints_every_table(capsys, monkeypatch, eval_dir, folds
     assert re.search(r"^\| seed \| .* \| 1\.00× \|$", out, re.M)  # the baseline is measured in the same run
     assert re.search(r"^\| cost \| -?\d+\.\d% \|$", out, re.M)
     for what in ("Predictor.predict_proba, one image", "model.predict, one image",
-                 "preprocess_drawing, 280×280 canvas", "10,000 test images"):
+                 "preprocess_drawing, 280×280 canvas", "1,000 test images"):  # --quick: 1,000
         assert re.search(rf"^\| [^|]*{re.escape(what)}[^|]* \| \d+\.\d\d ms \| \d+\.\d\d ms \|$", out, re.M), what
     for name in MEASURING_SETS:
         assert re.search(rf"^\| shipped \| {name} \| 100 \| ", out, re.M), name

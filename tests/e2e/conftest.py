@@ -1,7 +1,7 @@
 """Browser-test fixtures: a real `streamlit run app.py` server and a system Chromium driven by Playwright.
 
-  server        one server per test module (its own empty runs dir, so trained models never touch the repo)
-  fresh_server  one server per test (training tests: an idle job slot and the shipped model active)
+  server        one server per test module (its own empty runs dir, so trained models never touch the repo); a
+                test that needs other settings (a host password, a prepared runs dir) starts its own with run_server
   browser       one Chromium per session; a missing browser FAILS with a message saying what to install
   open_page     factory: open_page(url) -> the app loaded in a NEW browser context (its own Streamlit
                 session); at teardown, fails the test if a Streamlit exception box is on any such page
@@ -32,14 +32,6 @@ def runs_dir(tmp_path_factory) -> Path:
 def server(tmp_path_factory, runs_dir):
     """One server for the module, its output in a file."""
     with run_server(runs_dir, tmp_path_factory.mktemp("server") / "streamlit.log") as url:
-        yield url
-
-
-@pytest.fixture
-def fresh_server(tmp_path):
-    """One server for this test only: an idle job slot, an empty runs dir, the shipped model active."""
-    (tmp_path / "runs").mkdir()
-    with run_server(tmp_path / "runs", tmp_path / "streamlit.log") as url:
         yield url
 
 

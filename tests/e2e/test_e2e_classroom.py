@@ -1,9 +1,9 @@
 """Browser tests of one server shared by a class while a run trains: Clear and upload removal leave no old
 answer, hidden live views stay quiet, a training process killed from outside ends as a failed run while
-the page keeps answering, and with a host password only the host's page can train.
+the page keeps answering, and with a host password only the host's page can train or change the class's digits.
 
 The first two tests share the module's server, each starting a run long enough to outlast it and ending it (Stop,
-kill -9), so the next one finds the job slot idle; the host password needs a server of its own.
+kill -9), so the next one finds the job slot idle; the last two share a server with a host password.
 """
 
 from __future__ import annotations
@@ -13,9 +13,10 @@ import re
 import signal
 import time
 from pathlib import Path
-
 from typing import NamedTuple
 
+import numpy as np
+import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
@@ -23,11 +24,13 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CURVES, VIEWPORT, assert_no_exception, canvas_origin,
                          draw_polyline, one, open_tab, prediction_heading, run_server, set_recipe, seven, start_run,
                          wait_idle)
-from studio.host import PASSWORD_ENV
+from mnist_core.digits_db import DigitStore, encode_png
+from studio.host import LOCKED, PASSWORD_ENV
 
 PREDICTION, EXPLAIN, UPLOAD_PREDICTION = ".st-key-prediction", ".st-key-explain", ".st-key-upload-prediction"
 HINT = "Draw a digit on the black square"
 QUIET_S = 1.0  # how long a cleared page is watched for an old answer coming back
+PASSWORD = "chalk-and-talk"
 
 
 def start_long_run(page: Page) -> None:
@@ -200,24 +203,70 @@ def unlock(page: Page, password: str, answer: str) -> None:
     expect(page.get_by_test_id("stSidebar")).to_contain_text(answer)
 
 
-def test_with_a_host_password_only_an_unlocked_page_can_train(open_page, tmp_path):
-    (tmp_path / "runs").mkdir()
-    with run_server(tmp_path / "runs", tmp_path / "streamlit.log", env={PASSWORD_ENV: "chalk-and-talk"}) as url:
-        pupil = open_page(url)
-        open_tab(pupil, "Train")
-        expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
-        open_tab(pupil, "Draw")  # drawing stays open to everyone
-        draw_polyline(pupil, seven(140, 140, 180))
-        expect(prediction_heading(pupil)).to_have_text("Prediction: 7")
+@pytest.fixture(scope="module")
+def locked_server(tmp_path_factory):
+    """A server with a host password, for the last two tests; its runs folder holds the class's digits."""
+    runs = tmp_path_factory.mktemp("locked") / "runs"
+    runs.mkdir()
+    with run_server(runs, runs.parent / "streamlit.log", env={PASSWORD_ENV: PASSWORD}) as url:
+        yield url, runs
 
-        unlock(pupil, "guess", "Wrong password")
-        open_tab(pupil, "Train")
-        expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
 
-        teacher = open_page(url)
-        unlock(teacher, "chalk-and-talk", "Unlocked on this page")
-        open_tab(teacher, "Train")
-        expect(teacher.get_by_role("button", name="Train", exact=True)).to_be_enabled()
-        expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
-        assert_no_exception(pupil)
-        assert_no_exception(teacher)
+def test_with_a_host_password_only_an_unlocked_page_can_train(open_page, locked_server):
+    url, _ = locked_server
+    pupil = open_page(url)
+    open_tab(pupil, "Train")
+    expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    open_tab(pupil, "Draw")  # drawing stays open to everyone
+    draw_polyline(pupil, seven(140, 140, 180))
+    expect(prediction_heading(pupil)).to_have_text("Prediction: 7")
+
+    unlock(pupil, "guess", "Wrong password")
+    open_tab(pupil, "Train")
+    expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+
+    teacher = open_page(url)
+    unlock(teacher, PASSWORD, "Unlocked on this page")
+    open_tab(teacher, "Train")
+    expect(teacher.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+    assert_no_exception(pupil)
+    assert_no_exception(teacher)
+
+
+def _digit_controls(page: Page, ident: int) -> dict:
+    """The My digits tab's controls that change or export the class's digits, for the digit `ident` (a control with a
+    tooltip is in the page twice: its first copy)."""
+    controls = {"relabel": f".st-key-mine_relabel_{ident} input", "delete": f".st-key-mine_delete_pop_{ident} button",
+                "export": ".st-key-mine_export button", "import a zip": ".st-key-mine_import input[type=file]",
+                "import": ".st-key-mine_import_btn button"}
+    return {name: page.locator(selector).first for name, selector in controls.items()}
+
+
+def test_a_locked_page_browses_the_class_digits_and_cannot_change_them(open_page, locked_server):
+    """A pupil's page shows the class's digits but cannot import, export, relabel or delete them; the host's unlocked
+    page can (AppTest, tests/test_app_host.py, sends the refused changes anyway)."""
+    url, runs = locked_server
+    store = DigitStore.in_folder(runs)  # the server reads the digits afresh on every page run
+    image = np.zeros((28, 28), np.uint8)
+    ident = [store.add(label, image, encode_png(image), "drawn") for label in (3, 5)][-1]
+    pupil = open_page(url)
+    open_tab(pupil, "My digits")
+    expect(pupil.get_by_text(f"#{ident} · label 5")).to_be_visible()  # browsing is open
+    for name, control in _digit_controls(pupil, ident).items():
+        expect(control, name).to_be_disabled()
+    pupil.locator(f".st-key-mine_delete_pop_{ident}").hover()
+    expect(pupil.get_by_text(LOCKED).first).to_be_visible()  # the reason, on the disabled control
+
+    teacher = open_page(url)
+    unlock(teacher, PASSWORD, "Unlocked on this page")
+    open_tab(teacher, "My digits")
+    for name, control in _digit_controls(teacher, ident).items():
+        if name != "import":  # enabled once a zip is chosen
+            expect(control, name).to_be_enabled()
+    teacher.locator(f".st-key-mine_relabel_{ident}").click()
+    teacher.get_by_role("option", name="Label: 7").click()
+    expect(teacher.get_by_text(f"#{ident} is now labelled 7.")).to_be_visible()
+    assert store.get(ident).label == 7
+    assert_no_exception(pupil)
+    assert_no_exception(teacher)
