@@ -114,6 +114,21 @@ def new_page(browser, url: str, **context_options) -> Page:
     return p
 
 
+def training_process(runs: Path) -> int:
+    """The pid of the spawned training process of the server that writes to `runs`."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if b"spawn_main" in cmdline and f"MNIST_STUDIO_RUNS={runs}".encode() in environ.split(b"\0"):
+            return int(entry.name)
+    raise AssertionError(f"no training process found for {runs}")
+
+
 def shipped_model_line() -> str:
     """The sidebar's line for the shipped default model, e.g. "best · 99.41% test accuracy"."""
     from mnist_core.store import DEFAULT_MODEL, read_info

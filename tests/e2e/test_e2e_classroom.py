@@ -23,7 +23,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 
 from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CURVES, VIEWPORT, assert_no_exception, canvas_origin,
                          draw_polyline, one, open_tab, prediction_heading, run_server, set_recipe, seven, start_run,
-                         wait_idle)
+                         training_process, wait_idle)
 from mnist_core.digits_db import DigitStore, encode_png
 from studio.host import LOCKED, PASSWORD_ENV
 
@@ -43,21 +43,6 @@ def stop_the_run(page: Page) -> None:
     open_tab(page, "Train")
     page.get_by_role("button", name="Stop", exact=True).click()
     expect(page.locator(CURVES)).to_contain_text("Stopped.")
-
-
-def _training_process(runs: Path) -> int:
-    """The pid of the spawned training process of the server that writes to `runs`."""
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
-        except OSError:
-            continue
-        if b"spawn_main" in cmdline and f"MNIST_STUDIO_RUNS={runs}".encode() in environ.split(b"\0"):
-            return int(entry.name)
-    raise AssertionError(f"no training process found for {runs}")
 
 
 def assert_stays_clear(page: Page) -> None:
@@ -108,7 +93,7 @@ def test_a_pupils_page_while_a_run_trains(server, runs_dir, open_page, browser, 
     start_long_run(host)
     # What is checked here needs the run to exist, not to advance: paused, it leaves the cores to the other tests
     # running beside this one. It goes on again before the host stops it (or the server, should this test fail).
-    trainer = _training_process(runs_dir)
+    trainer = training_process(runs_dir)
     os.kill(trainer, signal.SIGSTOP)
     try:
         _pupils_page_checks(browser, server, host, mnist, tmp_path)
@@ -182,7 +167,7 @@ def _pupils_page_checks(browser, url: str, host: Page, mnist, tmp_path: Path) ->
 def test_a_killed_training_process_ends_as_a_failed_run_and_the_page_keeps_answering(server, runs_dir, open_page):
     page = open_page(server)
     start_long_run(page)
-    os.kill(_training_process(runs_dir), signal.SIGKILL)
+    os.kill(training_process(runs_dir), signal.SIGKILL)
 
     curves = page.locator(CURVES)
     expect(curves).to_contain_text("Failed.")

@@ -8,13 +8,16 @@ leaves the job slot idle and the shipped model active, as the second one starts.
 from __future__ import annotations
 
 import csv
+import os
 import re
+import signal
 
 import numpy as np
 from playwright.sync_api import Page, expect
 
 from e2e_helpers import (CURVES, RUN_MS, RUNNING, assert_no_exception, choose, draw_polyline, open_tab,
-                         prediction_heading, save_screenshot, set_recipe, shipped_model_line, start_run, wait_idle)
+                         prediction_heading, save_screenshot, set_recipe, shipped_model_line, start_run, training_process,
+                         wait_idle)
 from mnist_core.data import load_mnist
 from mnist_core.predict import Predictor
 
@@ -48,30 +51,37 @@ def metric(page: Page, scope: str, label: str) -> str:
     return m.get_by_test_id("stMetricValue").inner_text()
 
 
-def test_second_session_predicts_sees_the_running_job_and_stops_it(server, open_page):
+def test_second_session_predicts_sees_the_running_job_and_stops_it(server, runs_dir, open_page):
     first = open_page(server)
     # A run far longer than this test: 7,500 batches of 8 per epoch, 10 epochs. It is stopped at the end.
     set_recipe(first, epochs=10, train_images=60_000, test_images=1_000, batch_size=8)
     start_run(first)
+    # Until its progress is watched, the run only has to exist: paused, it leaves its core to the tests running
+    # beside this one. It goes on again before that (or before the server stops, should this test fail).
+    trainer = training_process(runs_dir)
+    os.kill(trainer, signal.SIGSTOP)
+    try:
+        second = open_page(server)  # another browser context: another Streamlit session
+        expect(second.get_by_test_id("stSidebar")).to_contain_text("Training seed in the Train tab")
 
-    second = open_page(server)  # another browser context: another Streamlit session
-    expect(second.get_by_test_id("stSidebar")).to_contain_text("Training seed in the Train tab")
+        # Drawing still gets an answer while the server has a run (the shipped model: no epoch has finished).
+        open_tab(second, "Draw")
+        draw_polyline(second, [(140, 50), (140, 230)])
+        expect(prediction_heading(second)).to_have_text("Prediction: 1")
+        shipped_preset = shipped_model_line().split(" · ")[0]
+        expect(second.locator(".st-key-prediction")).to_contain_text(f"Model: {shipped_preset}")
 
-    # Drawing still gets an answer while the server trains (the shipped model: no epoch has finished).
-    open_tab(second, "Draw")
-    draw_polyline(second, [(140, 50), (140, 230)])
-    expect(prediction_heading(second)).to_have_text("Prediction: 1")
-    shipped_preset = shipped_model_line().split(" · ")[0]
-    expect(second.locator(".st-key-prediction")).to_contain_text(f"Model: {shipped_preset}")
-
-    # Its Train tab shows the job, live, and cannot start another one.
-    open_tab(second, "Train")
-    curves = second.locator(CURVES)
-    expect(curves).to_contain_text("Training run")
-    expect(curves).to_contain_text("10 epoch(s) · batch 8")
-    expect(second.get_by_text("A training job is running on this server")).to_be_visible()
-    expect(second.get_by_role("button", name="Train", exact=True)).to_be_disabled()
-    expect(second.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
+        # Its Train tab shows the job and cannot start another one.
+        open_tab(second, "Train")
+        curves = second.locator(CURVES)
+        expect(curves).to_contain_text("Training run")
+        expect(curves).to_contain_text("10 epoch(s) · batch 8")
+        expect(second.get_by_text("A training job is running on this server")).to_be_visible()
+        expect(second.get_by_role("button", name="Train", exact=True)).to_be_disabled()
+        expect(second.get_by_role("button", name="Stop", exact=True)).to_be_enabled()
+    finally:
+        os.kill(trainer, signal.SIGCONT)
+    # Its view is live.
     progress = curves.get_by_test_id("stProgress")
     expect(progress).to_contain_text(RUNNING, timeout=RUN_MS)  # between two epochs it says "batch 0" a moment
     before = progress.inner_text()
