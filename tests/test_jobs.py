@@ -26,12 +26,16 @@ def manager(tmp_path) -> JobManager:
         m.job.join(60)
 
 
-def test_a_job_trains_publishes_keeps_and_logs(manager):
+def test_a_job_trains_in_its_own_process_publishes_keeps_and_logs(manager):
     job = manager.start(SMALL)
+    assert job.process.pid != os.getpid() and job.process.is_alive()
     with pytest.raises(JobAlreadyRunning):
         manager.start(SMALL)
     job.join(300)
-    assert not job.running
+    assert not job.running  # the slot is free again (what start() checks)
+    assert job.process.exitcode == 0
+    assert job.result.model is None and job.result.test_accuracy > 0.5  # the model came back as a file
+    assert job.snapshot().epochs_done == job.result.history  # progress replayed into the server's record
     snap = job.snapshot()
     assert snap.status == "completed" and "Saved and made active" in snap.message
     assert manager.runs.active_path() == job.saved.path.resolve()
@@ -41,7 +45,6 @@ def test_a_job_trains_publishes_keeps_and_logs(manager):
     (record,) = manager.runs.history()
     assert record.status == "completed" and record.model == str(job.saved.path.resolve())
     assert record.test_accuracy == job.result.test_accuracy
-    assert manager.start(SMALL) is not job  # the slot is free again
 
 
 def test_the_process_sends_batches_in_bundles_and_before_any_other_change(monkeypatch):
@@ -117,27 +120,17 @@ def _wait_until_training(job, timeout: float = 180) -> None:
     pytest.fail(f"the run did not start training within {timeout}s: {job.snapshot().message}")
 
 
-def test_training_runs_in_its_own_process(manager):
-    job = manager.start(SMALL)
-    assert job.process.pid != os.getpid() and job.process.is_alive()
-    job.join(300)
-    assert job.snapshot().status == "completed" and job.process.exitcode == 0
-    assert job.result.model is None and job.result.test_accuracy > 0.5  # the model came back as a file
-    assert job.snapshot().epochs_done == job.result.history  # progress replayed into the server's record
-
-
 def test_a_killed_training_process_is_a_failed_run_and_the_slot_frees(manager):
     job = manager.start(TrainConfig(train_subset=20_000, test_subset=200, epochs=3))
     _wait_until_training(job)
     os.kill(job.process.pid, signal.SIGKILL)  # as the out-of-memory killer would
     job.join(60)
     snap = job.snapshot()
-    assert not job.running and snap.status == "failed"
+    assert not job.running and snap.status == "failed"  # the slot is free again (what start() checks)
     assert "ended unexpectedly" in snap.message and "SIGKILL" in snap.message and "unchanged" in snap.message
     (record,) = manager.runs.history()
     assert record.status == "failed" and record.model is None and "SIGKILL" in record.message
     assert manager.runs.active_path() == DEFAULT_MODEL
-    assert manager.start(SMALL).number == job.number + 1  # the slot is free again
 
 
 def test_stop_names_its_run_and_a_run_that_does_not_stop_is_ended(manager, monkeypatch):
