@@ -2,8 +2,8 @@
 answer, hidden live views stay quiet, a training process killed from outside ends as a failed run while
 the page keeps answering, and with a host password only the host's page can train or change the class's digits.
 
-The first two tests share the module's server, each starting a run long enough to outlast it and ending it (Stop,
-kill -9), so the next one finds the job slot idle; the last two share a server with a host password.
+The first test starts a run long enough to outlast it and kills it at the end, leaving the module's server idle; the
+last two share a server with a host password.
 """
 
 from __future__ import annotations
@@ -37,12 +37,6 @@ def start_long_run(page: Page) -> None:
     """A run that outlasts the test: 10 epochs of 60,000 images in batches of 32."""
     set_recipe(page, epochs=10, train_images=60_000, test_images=1_000)
     start_run(page)
-
-
-def stop_the_run(page: Page) -> None:
-    open_tab(page, "Train")
-    page.get_by_role("button", name="Stop", exact=True).click()
-    expect(page.locator(CURVES)).to_contain_text("Stopped.")
 
 
 def assert_stays_clear(page: Page) -> None:
@@ -86,20 +80,31 @@ def _frames_within(page: Page, sent: list[Sent], seconds: float) -> list[Sent]:
     return [s for s in sent if start <= s.at < start + seconds]
 
 
-def test_a_pupils_page_while_a_run_trains(server, runs_dir, open_page, browser, mnist, tmp_path):
+def test_a_pupils_page_while_a_run_trains_then_the_training_process_is_killed(server, runs_dir, open_page, browser,
+                                                                               mnist, tmp_path):
     """Live views ask for redraws only while shown, the reading in training needs a drawing, and Clear and an
-    upload's removal leave no old answer."""
+    upload's removal leave no old answer. Then the training process is killed from outside, as the out-of-memory
+    killer would: the run ends as a failed one, and the host's page keeps answering."""
     host = open_page(server)
     start_long_run(host)
     # What is checked here needs the run to exist, not to advance: paused, it leaves the cores to the other tests
-    # running beside this one. It goes on again before the host stops it (or the server, should this test fail).
+    # running beside this one. It is killed at the end, pass or fail.
     trainer = training_process(runs_dir)
     os.kill(trainer, signal.SIGSTOP)
     try:
         _pupils_page_checks(browser, server, host, mnist, tmp_path)
     finally:
-        os.kill(trainer, signal.SIGCONT)
-    stop_the_run(host)
+        os.kill(trainer, signal.SIGKILL)
+
+    open_tab(host, "Train")
+    curves = host.locator(CURVES)
+    expect(curves).to_contain_text("Failed.")
+    expect(curves).to_contain_text("SIGKILL")
+    expect(host.get_by_role("button", name="Train", exact=True)).to_be_enabled()
+    open_tab(host, "Draw")
+    draw_polyline(host, seven(140, 140, 180))
+    expect(prediction_heading(host)).to_have_text("Prediction: 7")
+    assert_no_exception(host)
 
 
 def _pupils_page_checks(browser, url: str, host: Page, mnist, tmp_path: Path) -> None:
@@ -162,22 +167,6 @@ def _pupils_page_checks(browser, url: str, host: Page, mnist, tmp_path: Path) ->
     watcher = hidden | hidden_again | empty_canvas | cleared
     assert len(watcher) <= 1, (hidden, hidden_again, empty_canvas, cleared)
     assert shown - watcher and drawn - watcher and shown - watcher != drawn - watcher, (watcher, shown, drawn)
-
-
-def test_a_killed_training_process_ends_as_a_failed_run_and_the_page_keeps_answering(server, runs_dir, open_page):
-    page = open_page(server)
-    start_long_run(page)
-    os.kill(training_process(runs_dir), signal.SIGKILL)
-
-    curves = page.locator(CURVES)
-    expect(curves).to_contain_text("Failed.")
-    expect(curves).to_contain_text("SIGKILL")
-    expect(page.get_by_role("button", name="Train", exact=True)).to_be_enabled()
-
-    open_tab(page, "Draw")
-    draw_polyline(page, seven(140, 140, 180))
-    expect(prediction_heading(page)).to_have_text("Prediction: 7")
-    assert_no_exception(page)
 
 
 def unlock(page: Page, password: str, answer: str) -> None:
