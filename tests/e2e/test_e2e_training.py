@@ -16,8 +16,8 @@ import numpy as np
 from playwright.sync_api import Page, expect
 
 from e2e_helpers import (CURVES, RUN_MS, RUNNING, assert_no_exception, choose, draw_polyline, open_tab,
-                         prediction_heading, save_screenshot, set_recipe, shipped_model_line, start_run, training_process,
-                         wait_idle)
+                         prediction_heading, save_screenshot, set_recipe, shipped_model_line, start_run,
+                         training_process, wait_idle)
 from mnist_core.data import load_mnist
 from mnist_core.predict import Predictor
 
@@ -89,8 +89,8 @@ def test_second_session_predicts_sees_the_running_job_and_stops_it(server, runs_
     save_screenshot(second, "train-running")
     assert_no_exception(second)
 
-    # The run was never interrupted, and either session can stop it: the other one sees it end. Stopped in its
-    # first epoch, it leaves the active model as it was.
+    # Either session can stop the run: the other one sees it end. Stopped in its first epoch, it leaves the active
+    # model as it was.
     expect(first.locator(CURVES)).to_contain_text("Training run")
     second.get_by_role("button", name="Stop", exact=True).click()
     expect(curves).to_contain_text("Stopped.")
