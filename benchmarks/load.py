@@ -67,8 +67,9 @@ from playwright.async_api import Browser, Page, async_playwright, expect  # noqa
 from playwright.async_api import Error as PlaywrightError  # noqa: E402
 from playwright.async_api import TimeoutError as PlaywrightTimeout  # noqa: E402
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ARTIFACTS, CANVAS, CANVAS_PX, CHROMIUM_ARGS, CURVES,  # noqa: E402
-                         RUNNING, VIEWPORT, WAIT_MS, chromium_path, one, run_server, server_pid, seven, zero)
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, ARTIFACTS, CANVAS, CANVAS_PX, CHROMIUM_ARGS, CLEAR, CURVES,  # noqa: E402
+                         HINT, PREDICTION, RUNNING, VIEWPORT, WAIT_MS, chromium_path, one, run_server, server_pid,
+                         seven, zero)
 
 CANVAS_SEND_DELAY_MS = 200  # streamlit-drawable-canvas sends its picture this long after the pen lifts
 PAGE_WAIT_MS = 30_000  # the wait for an answer (none by then: "unanswered") or a Clear (none: a Clear failure)
@@ -85,12 +86,9 @@ DRAWING_EVERY_S = 5.0  # a pupil's pace, for the class one server core serves
 TEST_IMAGES = 500
 EPOCHS = 100  # far more than a case lasts: the run is stopped
 BATCH = 32  # the seed preset's batch size (not changed in the UI)
-HINT = "Draw a digit on the black square"
 # The Draw tab with nothing drawn says whether a run trains (as the page last heard from the server).
 JOB_CAPTION = {True: "A network is training: draw a digit", False: "While a network trains (Train tab), it reads"}
-PREDICTION = ".st-key-prediction"
 EXPLAIN = ".st-key-explain"  # "Why this answer", below the answer
-CLEAR = re.compile(r"\bClear$")  # the Clear button's name (after its icon's)
 
 # Inside every page, from its first script on: the time of each pointerup, and each new answer heading.
 WATCH_JS = """(() => {

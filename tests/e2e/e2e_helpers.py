@@ -36,6 +36,9 @@ APP_LOAD_TIMEOUT_MS = 90_000  # first load of a fresh server: TensorFlow import 
 EXCEPTION = '[data-testid="stException"]'
 CURVES = ".st-key-training-curves"  # the Train tab's live view of a run
 CANVAS = ".st-key-canvas canvas.upper-canvas"  # the Draw tab's canvas: Fabric's pointer target, over its drawing
+PREDICTION = ".st-key-prediction"  # the Draw tab's answer, or the hint while nothing is drawn
+HINT = "Draw a digit on the black square"
+CLEAR = re.compile(r"\bClear$")  # the Draw tab's Clear button's name (after its icon's)
 WAIT_MS = 120_000  # the one timeout for anything a page should show (an answer, a caption, a chart): generous, as
 # the suite shares 2 cores with its servers, browsers and training runs; a test waits this long only when it fails
 RUN_MS = 180_000  # a whole short run on a busy 2-core box, with margin
@@ -114,18 +117,24 @@ def new_page(browser, url: str, **context_options) -> Page:
     return p
 
 
-def training_process(runs: Path) -> int:
-    """The pid of the spawned training process of the server that writes to `runs`."""
+def _processes(*files: str) -> Iterator[tuple[int, list[list[bytes]]]]:
+    """Each running process's pid and the NUL-separated fields of the given /proc files of it (e.g. "cmdline");
+    processes that end while being read are left out."""
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            cmdline = (entry / "cmdline").read_bytes()
-            environ = (entry / "environ").read_bytes()
+            fields = [(entry / name).read_bytes().split(b"\0") for name in files]
         except OSError:
             continue
-        if b"spawn_main" in cmdline and f"MNIST_STUDIO_RUNS={runs}".encode() in environ.split(b"\0"):
-            return int(entry.name)
+        yield int(entry.name), fields
+
+
+def training_process(runs: Path) -> int:
+    """The pid of the spawned training process of the server that writes to `runs`."""
+    for pid, (argv, environ) in _processes("cmdline", "environ"):
+        if any(b"spawn_main" in arg for arg in argv) and f"MNIST_STUDIO_RUNS={runs}".encode() in environ:
+            return pid
     raise AssertionError(f"no training process found for {runs}")
 
 
@@ -212,7 +221,7 @@ def draw_touch(page: Page, points: Sequence[tuple[float, float]], step_px: float
     cdp.detach()
 
 
-def prediction_heading(page: Page, container: str = ".st-key-prediction"):
+def prediction_heading(page: Page, container: str = PREDICTION):
     """The 'Prediction: N' heading inside a prediction container."""
     return page.locator(container).get_by_role("heading").filter(has_text=":")
 
@@ -266,17 +275,9 @@ def save_screenshot(page: Page, name: str, docs_name: str | None = None) -> Path
 def server_pid(url: str) -> int | None:
     """The pid of the `streamlit run` process that run_server started for `url` (found by its command line)."""
     port = url.rsplit(":", 1)[-1].strip("/")
-    wanted = ["--server.port", port]
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            argv = (entry / "cmdline").read_bytes().decode(errors="replace").split("\0")
-        except OSError:
-            continue
-        if "streamlit" in argv and any(argv[i:i + 2] == wanted for i in range(len(argv) - 1)):
-            found.append(int(entry.name))
+    wanted = [b"--server.port", port.encode()]
+    found = [pid for pid, (argv,) in _processes("cmdline")
+             if b"streamlit" in argv and any(argv[i:i + 2] == wanted for i in range(len(argv) - 1))]
     return min(found) if found else None
 
 

@@ -9,7 +9,6 @@ last two share a server with a host password.
 from __future__ import annotations
 
 import os
-import re
 import signal
 import time
 from pathlib import Path
@@ -21,14 +20,13 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CURVES, VIEWPORT, assert_no_exception, canvas_origin,
-                         draw_polyline, one, open_tab, prediction_heading, run_server, set_recipe, seven, start_run,
-                         training_process, wait_idle)
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CLEAR, CURVES, HINT, PREDICTION, VIEWPORT, assert_no_exception,
+                         canvas_origin, draw_polyline, one, open_tab, prediction_heading, run_server, set_recipe,
+                         seven, start_run, training_process, wait_idle)
 from mnist_core.digits_db import DigitStore, encode_png
 from studio.host import LOCKED, PASSWORD_ENV
 
-PREDICTION, EXPLAIN, UPLOAD_PREDICTION = ".st-key-prediction", ".st-key-explain", ".st-key-upload-prediction"
-HINT = "Draw a digit on the black square"
+EXPLAIN, UPLOAD_PREDICTION = ".st-key-explain", ".st-key-upload-prediction"
 QUIET_S = 1.0  # how long a cleared page is watched for an old answer coming back
 PASSWORD = "chalk-and-talk"
 
@@ -139,7 +137,7 @@ def _pupils_page_checks(browser, url: str, host: Page, mnist, tmp_path: Path) ->
             expect(live).to_contain_text("In training")
             if digit == "7":
                 drawn = timers()
-            page.get_by_role("button", name=re.compile(r"\bClear$")).click()  # the reading goes with the drawing
+            page.get_by_role("button", name=CLEAR).click()  # the reading goes with the drawing
             assert_stays_clear(page)
             expect(live).to_have_count(0)
             expect(page.get_by_text("A network is training: draw a digit")).to_be_visible()

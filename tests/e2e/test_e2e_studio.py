@@ -14,11 +14,11 @@ import pytest
 from PIL import Image
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (CANVAS, assert_no_exception, draw_polyline, draw_touch, new_page, one, open_tab,
-                         prediction_heading, save_screenshot, seven, shipped_model_line, wait_idle, zero)
+from e2e_helpers import (CANVAS, CLEAR, HINT, PREDICTION, assert_no_exception, draw_polyline, draw_touch, new_page,
+                         one, open_tab, prediction_heading, save_screenshot, seven, shipped_model_line, wait_idle,
+                         zero)
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH
 
-PREDICTION = ".st-key-prediction"
 UPLOAD_PREDICTION = ".st-key-upload-prediction"
 EXPLAIN = ".st-key-explain"
 
@@ -68,7 +68,7 @@ def test_page_loads_with_tabs_device_and_no_errors(page: Page):
 
     open_tab(page, "Draw")
     expect(page.locator(CANVAS)).to_be_visible()
-    expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
+    expect(page.locator(PREDICTION)).to_contain_text(HINT)
     expect(page.get_by_test_id("stFileUploader").filter(has_text="Digit image")).to_be_visible()
     wait_idle(page)
     assert_no_exception(page)
@@ -100,8 +100,8 @@ def canvas_page(draw_page):
     """The drawing page, its canvas emptied (Clear) after each test, pass or fail."""
     yield draw_page
     if prediction_heading(draw_page).count():
-        draw_page.get_by_role("button", name=re.compile(r"\bClear$")).click()
-    expect(draw_page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
+        draw_page.get_by_role("button", name=CLEAR).click()
+    expect(draw_page.locator(PREDICTION)).to_contain_text(HINT)
     assert_no_exception(draw_page)
 
 
@@ -152,9 +152,9 @@ def test_clear_removes_drawing_and_prediction(canvas_page: Page):
     draw_polyline(page, seven(140, 140, 180))
     expect(prediction_heading(page)).to_have_text("Prediction: 7")
 
-    page.get_by_role("button", name=re.compile(r"\bClear$")).click()
+    page.get_by_role("button", name=CLEAR).click()
     expect(page.locator(PREDICTION)).not_to_contain_text("Prediction")
-    expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")
+    expect(page.locator(PREDICTION)).to_contain_text(HINT)
     # The canvas is empty again: a new drawing is read alone, not on top of the old 7.
     wait_idle(page)
     draw_polyline(page, one(140, 140, 180))

@@ -12,15 +12,14 @@ from __future__ import annotations
 import numpy as np
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (assert_no_exception, draw_polyline, open_tab, prediction_heading, run_server,
-                         save_screenshot, wait_idle)
+from e2e_helpers import (HINT, PREDICTION, assert_no_exception, draw_polyline, open_tab, prediction_heading,
+                         run_server, save_screenshot, wait_idle)
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH, draw_strokes
 from mnist_core.digits_db import DigitStore, Reading, encode_png
 from mnist_core.predict import Predictor
 from mnist_core.preprocess import preprocess_drawing
 from mnist_core.store import DEFAULT_MODEL
 
-PREDICTION = ".st-key-prediction"
 TEACH = ".st-key-teach"
 FINETUNE_MS = 300_000  # the fine-tune itself is ~15 s here; loading MNIST and measuring before and after add more
 # Centre x, centre y, size on the 280 px canvas: two drawn on the page, eight already kept, one more to check.
@@ -61,7 +60,7 @@ def teach(page: Page, n: int, place: tuple[int, int, int], read_as: str) -> None
     expect(row).to_contain_text("This is a…")
     row.get_by_role("button", name="4", exact=True).click()
     expect(page.locator(PREDICTION)).to_contain_text(f"Saved as 4 · {n} of your digits")
-    expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")  # a fresh canvas
+    expect(page.locator(PREDICTION)).to_contain_text(HINT)  # a fresh canvas
     wait_idle(page)
 
 
@@ -88,7 +87,7 @@ def teach_and_fine_tune(page: Page) -> None:
     save_screenshot(page, "teach-draw", docs_name="teach")
     row.get_by_role("button", name="4", exact=True).click()
     expect(page.locator(PREDICTION)).to_contain_text(f"Saved as 4 · {len(KEPT) + 1} of your digits")
-    expect(page.locator(PREDICTION)).to_contain_text("Draw a digit on the black square")  # a fresh canvas
+    expect(page.locator(PREDICTION)).to_contain_text(HINT)  # a fresh canvas
     wait_idle(page)
 
     # My digits lists it, marked as misread; too few digits to fine-tune yet.

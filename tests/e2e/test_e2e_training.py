@@ -15,7 +15,7 @@ import signal
 import numpy as np
 from playwright.sync_api import Page, expect
 
-from e2e_helpers import (CURVES, RUN_MS, RUNNING, assert_no_exception, choose, draw_polyline, open_tab,
+from e2e_helpers import (CURVES, PREDICTION, RUN_MS, RUNNING, assert_no_exception, choose, draw_polyline, open_tab,
                          prediction_heading, save_screenshot, set_recipe, shipped_model_line, start_run,
                          training_process, wait_idle)
 from mnist_core.data import load_mnist
@@ -69,7 +69,7 @@ def test_second_session_predicts_sees_the_running_job_and_stops_it(server, runs_
         draw_polyline(second, [(140, 50), (140, 230)])
         expect(prediction_heading(second)).to_have_text("Prediction: 1")
         shipped_preset = shipped_model_line().split(" · ")[0]
-        expect(second.locator(".st-key-prediction")).to_contain_text(f"Model: {shipped_preset}")
+        expect(second.locator(PREDICTION)).to_contain_text(f"Model: {shipped_preset}")
 
         # Its Train tab shows the job and cannot start another one.
         open_tab(second, "Train")
@@ -141,7 +141,7 @@ def test_a_run_redraws_its_curves_the_draw_tab_reads_with_it_and_its_model_becom
     # The active model's answer stays beside it, unchanged by training.
     expect(prediction_heading(reader)).to_have_text(answer)
     shipped_preset = shipped_model_line().split(" · ")[0]
-    expect(reader.locator(".st-key-prediction")).to_contain_text(f"Model: {shipped_preset}")
+    expect(reader.locator(PREDICTION)).to_contain_text(f"Model: {shipped_preset}")
     expect(live).to_contain_text(re.compile(r"after 1\.\d\d epochs"), timeout=RUN_MS)  # in the second epoch
     save_screenshot(reader, "draw-live", docs_name="live")
 
@@ -149,7 +149,7 @@ def test_a_run_redraws_its_curves_the_draw_tab_reads_with_it_and_its_model_becom
     # by the new active model.
     expect(live).to_have_count(0, timeout=RUN_MS)
     expect(reader.get_by_text("While a network trains (Train tab), it reads your drawing here too")).to_be_visible()
-    expect(reader.locator(".st-key-prediction")).to_contain_text("Model: seed")
+    expect(reader.locator(PREDICTION)).to_contain_text("Model: seed")
     assert_no_exception(reader)
     readings = reader.evaluate("() => window.__liveReadings")
     states = []
