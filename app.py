@@ -12,6 +12,7 @@ from studio import (draw_tab, evaluate_tab, gallery_tab, guard, my_digits_tab, r
 def main() -> None:
     st.set_page_config(page_title="MNIST Digit Studio", page_icon="✏️", layout="wide")
     state.init()
+    shown = watch.server_state()  # before anything is drawn: see studio.watch.render
     with st.sidebar, guard.section("The sidebar"):  # a part that fails says so in one line; the rest is drawn
         sidebar.render()
 
@@ -39,7 +40,7 @@ def main() -> None:
             evaluate_tab.render()
 
     with guard.section("The watcher of training runs"):
-        watch.render()
+        watch.render(shown)
     resources.settle_heap()
 
 

@@ -13,20 +13,23 @@ from studio import resources
 POLL_S = 5.0
 
 
-def _server_state() -> tuple:
+def server_state() -> tuple:
+    """What a page shows of the server: its job (number, running) and the active model."""
     manager = resources.jobs()
     job = manager.job
     return (job.number if job is not None else None, job is not None and job.running,
             str(manager.runs.active_path()))
 
 
-def render() -> None:
-    """Call once per full run, at the end of the page."""
-    st.session_state["seen_state"] = _server_state()
+def render(seen: tuple) -> None:
+    """Call once per full run, at the end of the page, with server_state() as it was read before the page was drawn:
+    a change while the page was being drawn (a run ending, say) then reruns it at once, where a state read now
+    would take that change as already shown and leave the page stale."""
+    st.session_state["seen_state"] = seen
     _watch()
 
 
 @st.fragment(run_every=POLL_S)
 def _watch() -> None:
-    if _server_state() != st.session_state["seen_state"]:
+    if server_state() != st.session_state["seen_state"]:
         st.rerun(scope="app")
