@@ -25,11 +25,12 @@ REPO = Path(__file__).resolve().parents[1]
 # (what is killed, while the run is doing what): the server, as a host's Ctrl-C never does (its training process
 # ends itself within a quarter of a second); both at once, as a power cut; or the training process alone, as the
 # out-of-memory killer would (the server logs a failed run).
-# The suite kills the server while the model is saved and the training process while it trains: each round costs two
-# TensorFlow loads (~13 CPU-seconds), and a killed server's training process ends itself like one killed with it. The
-# long form, MNIST_FAULT_REPEATS=4 (docs/testing.md), kills each of the three victims at each moment 4 times.
+# The suite kills the server while the model is saved: each round costs two TensorFlow loads (~13 CPU-seconds), and a
+# killed server's training process ends itself like one killed with it. A training process killed alone is a failed
+# run (tests/test_jobs.py, and in the browser tests/e2e/test_e2e_classroom.py). The long form, MNIST_FAULT_REPEATS=4
+# (docs/testing.md), kills each of the three victims at each moment 4 times.
 REPEATS = int(os.environ.get("MNIST_FAULT_REPEATS", "0"))
-KILLS = ([("server", "saving"), ("training process", "training")] if not REPEATS else
+KILLS = ([("server", "saving")] if not REPEATS else
          [(victim, moment) for victim in ("server", "both", "training process") for moment in ("saving", "training")]
          * REPEATS)
 SERVER = """
@@ -128,9 +129,11 @@ def test_kill_9_at_random_moments_never_loses_or_hides_anything(tmp_path):
     print(f"statuses, newest first: {statuses}; start-up said: {said}")
     assert statuses[0] == "completed"
     assert set(statuses) <= {"completed", "failed", "interrupted", "recovered"}, statuses
-    # The killed training process leaves a failed run; a killed server an interrupted one, or, when the kill came
-    # after its model was written, a model recovered at the next start.
-    assert "failed" in statuses and {"interrupted", "recovered"} & set(statuses), statuses
+    # A killed server leaves an interrupted run, or, when the kill came after its model was written, a model
+    # recovered at the next start; a training process killed while it trains leaves a failed run.
+    assert {"interrupted", "recovered"} & set(statuses), statuses
+    if ("training process", "training") in KILLS:
+        assert "failed" in statuses, statuses
     # Every run has its record (a training process killed after its model was written has two: the failed run,
     # and its model, recovered at the next start).
     assert len(statuses) >= len(plan)

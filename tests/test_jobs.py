@@ -26,7 +26,11 @@ def manager(tmp_path) -> JobManager:
         m.job.join(60)
 
 
-def test_a_job_trains_in_its_own_process_publishes_keeps_and_logs(manager):
+def test_a_job_trains_in_its_own_process_publishes_keeps_logs_and_prunes(manager, trained, monkeypatch):
+    from mnist_core.retention import KEEP_ENV
+
+    monkeypatch.setenv(KEEP_ENV, "1")  # keep the newest model only
+    old = manager.runs.save_run(trained.result)
     job = manager.start(SMALL)
     assert job.process.pid != os.getpid() and job.process.is_alive()
     with pytest.raises(JobAlreadyRunning):
@@ -45,6 +49,8 @@ def test_a_job_trains_in_its_own_process_publishes_keeps_and_logs(manager):
     (record,) = manager.runs.history()
     assert record.status == "completed" and record.model == str(job.saved.path.resolve())
     assert record.test_accuracy == job.result.test_accuracy
+    assert not old.path.exists() and job.saved.path.is_file()
+    assert snap.message.endswith("1 older model was deleted to keep the newest 1 (see Runs).")
 
 
 def test_the_process_sends_batches_in_bundles_and_before_any_other_change(monkeypatch):
@@ -65,17 +71,6 @@ def test_the_process_sends_batches_in_bundles_and_before_any_other_change(monkey
     monkeypatch.setattr(jobs, "BATCHES_EVERY_S", 0.0)
     progress.record_batch(51, 0.5, 0.9)  # a bundle is due: sent at once
     assert messages.get_nowait() == ("batches", [(51, 0.5, 0.9)])
-
-
-def test_a_kept_run_prunes_models_beyond_the_newest_n(manager, trained, monkeypatch):
-    from mnist_core.retention import KEEP_ENV
-
-    monkeypatch.setenv(KEEP_ENV, "1")
-    old = manager.runs.save_run(trained.result)
-    job = manager.start(SMALL)
-    job.join(300)
-    assert not old.path.exists() and job.saved.path.is_file()
-    assert job.snapshot().message.endswith("1 older model was deleted to keep the newest 1 (see Runs).")
 
 
 def test_start_refuses_a_runs_folder_that_cannot_take_the_model(tmp_path):
