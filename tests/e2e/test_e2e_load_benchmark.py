@@ -18,7 +18,7 @@ import pytest
 from e2e_helpers import ROOT
 
 BENCHMARK = ROOT / "benchmarks" / "load.py"
-QUICK_CASES = ["solo", "2 open idle", "2 training", "1 idle"]  # benchmarks/load.py's quick_plan
+QUICK_CASES = ["solo", "1 open idle", "1 training", "1 idle"]  # benchmarks/load.py's quick_plan
 CAPACITY = ("cpu_per_idle_page", "cpu_per_answer_s", "answers_per_core_s", "pupils_per_core")
 
 
@@ -70,7 +70,7 @@ def test_every_page_case_opened_its_pages_and_every_drawing_was_read_right(quick
 
 def test_each_run_trained_in_its_own_process_and_was_stopped(quick):
     solo = quick["cases"]["solo"]["images_per_s"]
-    for name in ("solo", "2 training"):
+    for name in ("solo", "1 training"):
         case = quick["cases"][name]
         assert case["children_peak_mb"] > 100, case  # the training process, TensorFlow loaded, beside the server
         assert case["cpu_s"]["training"] > 0, case
@@ -78,7 +78,7 @@ def test_each_run_trained_in_its_own_process_and_was_stopped(quick):
         assert (case["images_per_s"] is None) == (case["full_epochs"] == 0), case  # a speed needs a whole epoch
         ratio = None if None in (case["images_per_s"], solo) else pytest.approx(case["images_per_s"] / solo)
         assert case["vs_solo"] == ratio, case
-    for name in ("2 open idle", "1 idle"):
+    for name in ("1 open idle", "1 idle"):
         assert quick["cases"][name]["run_status"] is None
 
 
@@ -86,7 +86,7 @@ def test_the_server_capacity_comes_from_the_cases_with_no_run(quick):
     capacity = quick["json"]["capacity"]
     for key in CAPACITY:
         assert math.isfinite(capacity[key]) and capacity[key] > 0, capacity
-    assert (capacity["idle_case"], capacity["drawing_cases"]) == ("2 open idle", ["1 idle"])
+    assert (capacity["idle_case"], capacity["drawing_cases"]) == ("1 open idle", ["1 idle"])
     assert capacity["answers"] == quick["cases"]["1 idle"]["drawings"]  # every drawing answered
     assert capacity["answers_per_core_s"] == pytest.approx(1 / capacity["cpu_per_answer_s"])
     pupils = next(line for line in _tables(quick["stdout"])[1] if line.startswith("| pupils one server core"))
