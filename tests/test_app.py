@@ -298,49 +298,15 @@ def _start_tiny_run(at: AppTest, epochs: int) -> AppTest:
 
 
 
-def test_tiny_training_run_updates_the_active_model(runs):
+def test_a_run_is_seen_by_another_session_stopped_kept_and_made_active(runs):
     at = run_app()
     assert not at.button(key="train_btn").disabled and at.button(key="stop_btn").disabled
     before = sidebar_text(at)
-    at = _start_tiny_run(at, epochs=1)
-    # While it runs: one job per server, so Train is off and Stop is on; a live progress bar
-    if at.button(key="train_btn").disabled:
-        assert not at.button(key="stop_btn").disabled
-        assert at.get("progress")
-    at = _wait_for_job_end(at)
-
-    assert [s.value for s in at.success if s.value.startswith("**Completed.**")], [e.value for e in at.error]
-    info = read_info(runs.active_path())
-    assert info.preset == "fast" and info.path.parent == runs.root / "models"
-    text = sidebar_text(at)
-    assert text != before
-    assert "**fast**" in text and f"{info.test_accuracy:.2%} test accuracy" in text
-    assert info.path.name in text
-    metrics = {m.label: m.value for m in at.metric}
-    assert metrics["Final test accuracy"] == f"{info.test_accuracy:.2%}"
-    assert metrics["Full epochs"] == "1/1"
-    assert at.button(key="stop_btn").disabled
-
-    # The run is logged and listed; its model is the active one, and can be swapped out and back
-    (record,) = runs.history()
-    assert record.model == str(info.path.resolve()) and record.test_accuracy == info.test_accuracy
-    table = table_with(at, "Status")
-    assert table["Status"].tolist() == ["completed"] and table["Model"].tolist() == ["active"]
-    assert table["Test accuracy"].iloc[0] == pytest.approx(info.test_accuracy * 100)
-    assert at.button(key="make_active_btn").disabled  # already active
-    at.button(key="use_default_btn").click().run()
-    assert runs.active_path() == DEFAULT_MODEL
-    assert "(shipped default)" in sidebar_text(at)
-    assert table_with(at, "Status")["Model"].tolist() == ["saved"]
-    at.button(key="make_active_btn").click().run()
-    assert runs.active_path() == info.path.resolve()
-    assert info.path.name in sidebar_text(at)
-
-
-def test_stop_ends_the_run_and_says_so(runs):
-    at = run_app()
     at = _start_tiny_run(at, epochs=50)
     job = job_manager().job
+    # While it runs: one job per server, so Train is off and Stop is on, with a live progress bar
+    assert job.running and at.button(key="train_btn").disabled and not at.button(key="stop_btn").disabled
+    assert at.get("progress")
     # A second session sees the server's job and cannot start another
     other = run_app()
     assert other.button(key="train_btn").disabled and not other.button(key="stop_btn").disabled
@@ -355,13 +321,39 @@ def test_stop_ends_the_run_and_says_so(runs):
     assert warnings and "Stopped by request" in warnings[0], [w.value for w in at.warning]
     assert job.result.status == "stopped" and 1 <= job.result.full_epochs < 50
 
+    # Its model, trained for whole epochs, is kept and active for every session
+    info = read_info(runs.active_path())
+    assert info.preset == "fast" and info.path.parent == runs.root / "models"
+    text = sidebar_text(at)
+    assert text != before
+    assert "**fast**" in text and f"{info.test_accuracy:.2%} test accuracy" in text
+    assert info.path.name in text
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Final test accuracy"] == f"{info.test_accuracy:.2%}"
+    assert metrics["Full epochs"] == f"{job.result.full_epochs}/50"
+    assert at.button(key="stop_btn").disabled
 
-def test_a_failed_run_is_listed_and_cannot_be_made_active(runs, tmp_path):
+    # The run is logged and listed; its model is the active one, and can be swapped out and back
+    (record,) = runs.history()
+    assert record.model == str(info.path.resolve()) and record.test_accuracy == info.test_accuracy
+    table = table_with(at, "Status")
+    assert table["Status"].tolist() == ["stopped"] and table["Model"].tolist() == ["active"]
+    assert table["Test accuracy"].iloc[0] == pytest.approx(info.test_accuracy * 100)
+    assert at.button(key="make_active_btn").disabled  # already active
+    at.button(key="use_default_btn").click().run()
+    assert runs.active_path() == DEFAULT_MODEL
+    assert "(shipped default)" in sidebar_text(at)
+    assert table_with(at, "Status")["Model"].tolist() == ["saved"]
+    at.button(key="make_active_btn").click().run()
+    assert runs.active_path() == info.path.resolve()
+    assert info.path.name in sidebar_text(at)
+
+
+def test_a_failed_run_is_listed_and_cannot_be_made_active(runs):
     at = run_app()
     assert any("Every finished run will be listed here" in c.value for c in at.caption)
-    job = job_manager().start(TrainConfig(train_subset=1000, test_subset=500, epochs=1,
-                                           data_path=str(tmp_path / "missing.npz")))
-    job.join(60)
+    config = TrainConfig(train_subset=1000, test_subset=500, epochs=1)
+    runs.record(config, None, "failed", "Training failed: the disk is full. The active model is unchanged.", None)
     at.run()
     table = table_with(at, "Status")
     assert table["Status"].tolist() == ["failed"] and table["Model"].tolist() == ["not kept"]

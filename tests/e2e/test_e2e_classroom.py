@@ -20,9 +20,9 @@ from PIL import Image
 from playwright.sync_api import Page, expect
 from streamlit.proto.BackMsg_pb2 import BackMsg
 
-from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CLEAR, CURVES, HINT, PREDICTION, VIEWPORT, assert_no_exception,
-                         canvas_origin, draw_polyline, one, open_tab, prediction_heading, run_server, set_recipe,
-                         seven, start_run, training_process, wait_idle)
+from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CLEAR, CURVES, HINT, PREDICTION, VIEWPORT, WAIT_MS,
+                         assert_no_exception, canvas_origin, draw_polyline, one, open_tab, prediction_heading,
+                         run_server, set_recipe, seven, start_run, training_process, wait_idle)
 from mnist_core.digits_db import DigitStore, encode_png
 from studio.host import LOCKED, PASSWORD_ENV
 
@@ -118,15 +118,25 @@ def _pupils_page_checks(browser, url: str, host: Page, mnist, tmp_path: Path) ->
         """The fragments whose timers asked for a redraw in the next 4 s."""
         return {s.fragment for s in _frames_within(page, sent, 4) if s.timer}
 
+    def switch_to(name: str) -> None:
+        """Open a tab, and wait until the page has asked for the tab's run: the tab is marked at the click, the run
+        asked for a moment later, and until then a timer of the tab left can still tick (on a busy machine, within
+        the next timers() window)."""
+        since = time.monotonic()
+        open_tab(page, name)
+        while not any(s.at >= since and not s.timer and not s.fragment for s in sent):
+            assert time.monotonic() < since + WAIT_MS / 1000, f"opening {name} asked for no run"
+            page.wait_for_timeout(50)  # not time.sleep: Playwright delivers events only while it waits
+
     try:
-        open_tab(page, "Gallery")
+        switch_to("Gallery")
         hidden = timers()
-        open_tab(page, "Train")
+        switch_to("Train")
         expect(page.locator(CURVES)).to_contain_text("Training run")
         shown = timers()
-        open_tab(page, "Evaluate")
+        switch_to("Evaluate")
         hidden_again = timers()
-        open_tab(page, "Draw")
+        switch_to("Draw")
         expect(page.get_by_text("A network is training: draw a digit")).to_be_visible()
         expect(live).to_have_count(0)  # nothing drawn: no reading in training, and no timer
         empty_canvas = timers()
