@@ -164,23 +164,46 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
     """Train one model on MNIST; validation on the test split after every full epoch.
 
     `progress` receives live metrics; setting `stop` ends training within one batch
-    (steps_per_execution batches) and the result says it was stopped; `board`, if given,
-    receives copies of the weights as they train (live.WeightPublisher).
+    (steps_per_execution batches), or before the next step of its preparation (drawing pen digits, loading or
+    measuring a model), and the result says it was stopped; `board`, if given, receives copies of the weights as
+    they train (live.WeightPublisher).
     """
     progress = progress or TrainingProgress()
-    progress.set_message("loading MNIST")
+    try:
+        return _train(config, progress, stop, board)
+    except _StoppedWhilePreparing:
+        message = "Stopped by request before training began."
+        progress.finish("stopped", message)
+        return TrainResult(model=None, config=config, status="stopped", message=message, history=(), test_loss=None,
+                           test_accuracy=None, seconds=0.0, precision=resolve_precision(config.precision))
+
+
+class _StoppedWhilePreparing(Exception):
+    """`stop` was set before training began: the rest of the preparation is skipped."""
+
+
+def _prepare(progress: TrainingProgress, stop: threading.Event | None, step: str) -> None:
+    """Say what the preparation does next, unless a stop was asked for."""
+    if stop is not None and stop.is_set():
+        raise _StoppedWhilePreparing
+    progress.set_message(step)
+
+
+def _train(config: TrainConfig, progress: TrainingProgress, stop: threading.Event | None,
+           board: WeightBoard | None) -> TrainResult:
+    _prepare(progress, stop, "loading MNIST")
     train_split, test_split = data.load_mnist(config.data_path)
     x_train, y_train = data.subset(train_split, config.train_subset)
     x_test, y_test = data.subset(test_split, config.test_subset)
     if config.pen_digits:
         pen = pendigits.training_share(pendigits.select(pendigits.load(), config.pen_skip_writers, keep=False),
                                        config.train_subset, len(train_split[1]))
-        progress.set_message(f"drawing {len(pen) * pendigits.VARIANTS:,} pen digits on the canvas")
+        _prepare(progress, stop, f"drawing {len(pen) * pendigits.VARIANTS:,} pen digits on the canvas")
         x_pen, y_pen = pendigits.render(pen, seed=config.seed)
         x_train, y_train = np.concatenate([x_train, x_pen]), np.concatenate([y_train, y_pen])
     user = None
     if config.my_digits is not None:
-        progress.set_message("loading your digits")
+        _prepare(progress, stop, "loading your digits")
         user = _user_digits(config)
         if config.is_finetune:
             x_train, y_train = finetune.replay_sample(x_train, y_train, finetune.REPLAY_IMAGES, config.seed)
@@ -197,14 +220,14 @@ def train(config: TrainConfig, progress: TrainingProgress | None = None,
                                  slant=config.augment_slant)
     test_ds = data.make_dataset(x_test, y_test, 256, shuffle=False, seed=config.seed)
 
-    progress.set_message("loading the model to fine-tune" if config.is_finetune else "building the network")
+    _prepare(progress, stop, "loading the model to fine-tune" if config.is_finetune else "building the network")
     with distribution_strategy().scope():
         model = _start_model(config, precision)
         optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch))
         compile_model(model, optimizer, steps_per_execution=config.steps_per_execution)
     before = None
     if config.is_finetune:
-        progress.set_message("measuring the model before the fine-tune")
+        _prepare(progress, stop, "measuring the model before the fine-tune")
         before = (_accuracy(model, user.x_held, user.y_held),
                   float(model.evaluate(test_ds, verbose=0, return_dict=True)["accuracy"]))
 

@@ -301,6 +301,31 @@ def test_stop_after_a_full_epoch_keeps_a_usable_model():
     assert result.usable
 
 
+class _StopWhenSaid(TrainingProgress):
+    """Progress that asks for a stop the moment the run says `words` (as a click landing then would)."""
+
+    def __init__(self, stop: threading.Event, words: str) -> None:
+        super().__init__()
+        self.stop, self.words, self.said = stop, words, []
+
+    def set_message(self, message: str) -> None:
+        super().set_message(message)
+        self.said.append(message)
+        if self.words in message:
+            self.stop.set()
+
+
+def test_a_stop_while_the_run_prepares_skips_the_rest_and_trains_nothing():
+    stop = threading.Event()
+    progress = _StopWhenSaid(stop, "pen digits")
+    result = train(TrainConfig(train_subset=1000, test_subset=200, epochs=1, pen_digits=True), progress, stop)
+    snap = progress.snapshot()
+    assert result.status == snap.status == "stopped"
+    assert result.message == snap.message == "Stopped by request before training began."
+    assert progress.said[-1].startswith("drawing") and "building the network" not in progress.said
+    assert snap.batches == () and result.history == () and result.model is None and not result.usable
+
+
 def _history_metrics(result):
     """Everything measured per epoch except wall time."""
     points = [dataclasses.replace(p, train_seconds=0.0) for p in result.history]
