@@ -65,6 +65,7 @@ DEFAULTS = {
     "host_retry_at": 0.0,  # time.monotonic() before which this page's next password is not read
     # What the last full run showed, so the watcher can tell when another session changed things
     "seen_state": None,
+    "watch_armed": False,  # the watcher's timer runs compare; its call from the page's own run does not
 }
 
 # The widgets of the tabs drawn only while open (app.py). Streamlit forgets a widget's value when a full run does not

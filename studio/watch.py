@@ -23,13 +23,17 @@ def server_state() -> tuple:
 
 def render(seen: tuple) -> None:
     """Call once per full run, at the end of the page, with server_state() as it was read before the page was drawn:
-    a change while the page was being drawn (a run ending, say) then reruns it at once, where a state read now
-    would take that change as already shown and leave the page stale."""
+    a change while the page was being drawn (a run ending, say) then reruns it at the next check, where a state read
+    now would take that change as already shown and leave the page stale."""
     st.session_state["seen_state"] = seen
+    st.session_state["watch_armed"] = False
     _watch()
 
 
 @st.fragment(run_every=POLL_S)
 def _watch() -> None:
+    if not st.session_state["watch_armed"]:  # called by the page's run: only sets the timer. A rerun asked for
+        st.session_state["watch_armed"] = True  # here, while a live view may ask for its own, could leave the old
+        return  # view on the page beside the new one.
     if server_state() != st.session_state["seen_state"]:
         st.rerun(scope="app")
