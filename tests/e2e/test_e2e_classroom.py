@@ -3,7 +3,7 @@ answer, hidden live views stay quiet, a training process killed from outside end
 the page keeps answering, and with a host password only the host's page can train or change the class's digits.
 
 The first test starts a run long enough to outlast it and kills it at the end, leaving the module's server idle; the
-last two share a server with a host password.
+last two share a server with a host password, and a pupil's page and the host's on it.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from streamlit.proto.BackMsg_pb2 import BackMsg
 
 from e2e_helpers import (APP_LOAD_TIMEOUT_MS, CANVAS, CLEAR, CURVES, HINT, PREDICTION, VIEWPORT, WAIT_MS,
                          assert_no_exception, canvas_origin, draw_polyline, one, open_tab, prediction_heading,
-                         run_server, set_recipe, seven, start_run, training_process, wait_idle)
+                         new_page, run_server, set_recipe, seven, start_run, training_process, wait_idle)
 from mnist_core.digits_db import DigitStore, encode_png
 from studio.host import LOCKED, PASSWORD_ENV
 
@@ -194,9 +194,21 @@ def locked_server(tmp_path_factory):
         yield url, runs
 
 
-def test_with_a_host_password_only_an_unlocked_page_can_train(open_page, locked_server):
+@pytest.fixture(scope="module")
+def class_pages(browser, locked_server):
+    """A pupil's page and the host's, unlocked with the password, on the locked server, for the last two tests."""
     url, _ = locked_server
-    pupil = open_page(url)
+    pupil, teacher = new_page(browser, url), new_page(browser, url)
+    try:
+        unlock(teacher, PASSWORD, "Unlocked on this page")
+        yield pupil, teacher
+    finally:
+        for page in (pupil, teacher):
+            page.context.close()
+
+
+def test_with_a_host_password_only_an_unlocked_page_can_train(class_pages):
+    pupil, teacher = class_pages
     open_tab(pupil, "Train")
     expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
     open_tab(pupil, "Draw")  # drawing stays open to everyone
@@ -207,8 +219,6 @@ def test_with_a_host_password_only_an_unlocked_page_can_train(open_page, locked_
     open_tab(pupil, "Train")
     expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
 
-    teacher = open_page(url)
-    unlock(teacher, PASSWORD, "Unlocked on this page")
     open_tab(teacher, "Train")
     expect(teacher.get_by_role("button", name="Train", exact=True)).to_be_enabled()
     expect(pupil.get_by_role("button", name="Train", exact=True)).to_be_disabled()
@@ -225,14 +235,13 @@ def _digit_controls(page: Page, ident: int) -> dict:
     return {name: page.locator(selector).first for name, selector in controls.items()}
 
 
-def test_a_locked_page_browses_the_class_digits_and_cannot_change_them(open_page, locked_server):
+def test_a_locked_page_browses_the_class_digits_and_cannot_change_them(class_pages, locked_server):
     """A pupil's page shows the class's digits but cannot import, export, relabel or delete them; the host's unlocked
     page can (AppTest, tests/test_app_host.py, sends the refused changes anyway)."""
-    url, runs = locked_server
-    store = DigitStore.in_folder(runs)  # the server reads the digits afresh on every page run
+    (pupil, teacher), (_, runs) = class_pages, locked_server
+    store = DigitStore.in_folder(runs)  # the server reads the digits afresh on every page run, as a tab switch
     image = np.zeros((28, 28), np.uint8)
     ident = [store.add(label, image, encode_png(image), "drawn") for label in (3, 5)][-1]
-    pupil = open_page(url)
     open_tab(pupil, "My digits")
     expect(pupil.get_by_text(f"#{ident} · label 5")).to_be_visible()  # browsing is open
     for name, control in _digit_controls(pupil, ident).items():
@@ -240,8 +249,6 @@ def test_a_locked_page_browses_the_class_digits_and_cannot_change_them(open_page
     pupil.locator(f".st-key-mine_delete_pop_{ident}").hover()
     expect(pupil.get_by_text(LOCKED).first).to_be_visible()  # the reason, on the disabled control
 
-    teacher = open_page(url)
-    unlock(teacher, PASSWORD, "Unlocked on this page")
     open_tab(teacher, "My digits")
     for name, control in _digit_controls(teacher, ident).items():
         if name != "import":  # enabled once a zip is chosen
