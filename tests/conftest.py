@@ -28,10 +28,10 @@ from mnist_core.training import TrainConfig, TrainResult, train  # noqa: E402
 # in collection order, each worker taking its next file when two tests of its current one are left: starting these
 # first lets the workers finish together instead of one working alone on a long file at the end. (xdist's own
 # reordering, by number of tests, would start them last.)
-LONGEST_FIRST = ("e2e/test_e2e_training.py", "test_app.py", "test_benchmark.py", "e2e/test_e2e_classroom.py",
-                 "test_jobs.py", "e2e/test_e2e_load_benchmark.py", "e2e/test_e2e_runs.py", "e2e/test_e2e_studio.py",
-                 "test_app_my_digits.py", "e2e/test_e2e_teach.py", "test_cli.py", "test_app_bad_state.py",
-                 "test_training.py", "test_export.py", "test_fault_injection.py", "test_app_host.py", "test_explain.py",
+LONGEST_FIRST = ("e2e/test_e2e_training.py", "test_benchmark.py", "e2e/test_e2e_teach.py", "e2e/test_e2e_classroom.py",
+                 "test_app.py", "e2e/test_e2e_runs.py", "e2e/test_e2e_load_benchmark.py", "test_app_my_digits.py",
+                 "test_cli.py", "test_jobs.py", "test_fault_injection.py", "test_training.py", "e2e/test_e2e_studio.py",
+                 "test_predict.py", "test_export.py", "test_app_bad_state.py", "test_app_host.py", "test_explain.py",
                  "test_tensorflow_log.py")
 
 
