@@ -32,8 +32,11 @@ def render(seen: tuple) -> None:
 
 @st.fragment(run_every=POLL_S)
 def _watch() -> None:
-    if not st.session_state["watch_armed"]:  # called by the page's run: only sets the timer. A rerun asked for
-        st.session_state["watch_armed"] = True  # here, while a live view may ask for its own, could leave the old
-        return  # view on the page beside the new one.
+    """Every POLL_S, rerun the page if the server changed since it was drawn. Called by the page's own run, it only
+    sets its timer: a rerun asked for there, while a live view may ask for its own, could leave the old view on the
+    page beside the new one."""
+    if not st.session_state["watch_armed"]:
+        st.session_state["watch_armed"] = True
+        return
     if server_state() != st.session_state["seen_state"]:
         st.rerun(scope="app")
