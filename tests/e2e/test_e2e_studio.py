@@ -1,7 +1,8 @@
 """Browser tests of the studio's page, Draw tab (canvas and upload) and Gallery tab.
 
 A real `streamlit run app.py` (one per module), the shipped model, system Chromium; the tests share one page (a
-phone's aside), each opening its tab, the drawing tests each leaving its canvas empty. Training, which changes the server's state, lives in test_e2e_training.py.
+phone's aside), each opening its tab, the drawing tests each leaving its canvas empty. Training, which changes the
+server's state, lives in test_e2e_training.py.
 MNIST arrays come from the `mnist` fixture of tests/conftest.py: the vendored file, which the app reads too.
 """
 
@@ -33,16 +34,16 @@ def expected_device_text() -> str:
 
 
 @pytest.fixture(scope="module")
-def shared_page(browser, server):
-    """One page for the module's tests, each opening the tab it needs (the phone's has its own): a new page costs a
-    full run of the app and a whole layout in the browser, about 3 CPU-seconds on this 2-core machine."""
+def page(browser, server):
+    """One page for the module's tests (instead of conftest's page a test), each opening the tab it needs (the phone's
+    has its own): a new page costs a full run of the app and a whole layout in the browser, about 3 CPU-seconds on
+    this 2-core machine."""
     page = new_page(browser, server)
     yield page
     page.context.close()
 
 
-def test_page_loads_with_tabs_device_and_no_errors(shared_page: Page):
-    page = shared_page
+def test_page_loads_with_tabs_device_and_no_errors(page: Page):
     tabs = page.get_by_role("tab")
     expect(tabs).to_have_count(5)
     for i, name in enumerate(["Train", "Evaluate", "Gallery", "Draw", "My digits"]):
@@ -96,14 +97,14 @@ DRAWINGS = [pytest.param(d, p, id=f"{d}-{p}") for p in PLACES for d in SHAPES]
 
 
 @pytest.fixture
-def canvas_page(shared_page):
+def canvas_page(page):
     """The module's page on the Draw tab, its canvas emptied (Clear) after each test, pass or fail."""
-    open_tab(shared_page, "Draw")
-    yield shared_page
-    if prediction_heading(shared_page).count():
-        shared_page.get_by_role("button", name=CLEAR).click()
-    expect(shared_page.locator(PREDICTION)).to_contain_text(HINT)
-    assert_no_exception(shared_page)
+    open_tab(page, "Draw")
+    yield page
+    if prediction_heading(page).count():
+        page.get_by_role("button", name=CLEAR).click()
+    expect(page.locator(PREDICTION)).to_contain_text(HINT)
+    assert_no_exception(page)
 
 
 @pytest.mark.parametrize("digit, place", DRAWINGS)
@@ -165,8 +166,7 @@ def test_clear_removes_drawing_and_prediction(canvas_page: Page):
 
 # --- upload ----------------------------------------------------------------------------------------------
 
-def test_upload_reads_a_digit_and_reports_a_bad_file(shared_page: Page, mnist, tmp_path):
-    page = shared_page
+def test_upload_reads_a_digit_and_reports_a_bad_file(page: Page, mnist, tmp_path):
     (_, _), (x_test, y_test) = mnist
     assert int(y_test[0]) == 7
     # MNIST test image 0 (a 7) as dark ink on white paper, 140x140: the app must invert it.
@@ -200,8 +200,7 @@ def test_upload_reads_a_digit_and_reports_a_bad_file(shared_page: Page, mnist, t
     assert_no_exception(page)
 
 
-def test_upload_light_on_dark(shared_page: Page, mnist, tmp_path):
-    page = shared_page
+def test_upload_light_on_dark(page: Page, mnist, tmp_path):
     (_, _), (x_test, y_test) = mnist
     path = tmp_path / f"mnist-test-1-{int(y_test[1])}.png"
     Image.fromarray(x_test[1]).resize((140, 140), Image.Resampling.NEAREST).save(path)
@@ -221,8 +220,7 @@ def gallery_labels(page: Page) -> list[int]:
     return [int(v) for v in caption.inner_text().removeprefix("Labels: ").split("·")[0].split()]
 
 
-def test_gallery_shows_labelled_digits_and_filters(shared_page: Page, mnist):
-    page = shared_page
+def test_gallery_shows_labelled_digits_and_filters(page: Page, mnist):
     (_, y_train), (_, _) = mnist
     open_tab(page, "Gallery")
 
@@ -271,8 +269,7 @@ def cell_count(page: Page, true: int, predicted: int) -> int:
     return int(re.search(r"images: (\d+)", cell(page, true, predicted).get_attribute("aria-label")).group(1))
 
 
-def test_evaluate_shows_scores_and_a_clicked_cells_images(shared_page: Page):
-    page = shared_page
+def test_evaluate_shows_scores_and_a_clicked_cells_images(page: Page):
     open_tab(page, "Evaluate")
     recorded = float(shipped_model_line().split(" · ")[1].split("%")[0])  # 99.49
     value = page.get_by_test_id("stMetric").filter(has_text="Test accuracy").get_by_test_id("stMetricValue")
