@@ -122,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="randomly slant training images (default: the preset's choice)")
     t.add_argument("--augment-stroke", action=argparse.BooleanOptionalAction,
                    help="make the ink of training images randomly thinner or thicker (default: off)")
+    t.add_argument("--average-weights", action=argparse.BooleanOptionalAction,
+                   help="end with a moving average of the last ~1,000 steps' weights (default: the preset's choice)")
     t.add_argument("--pen-digits", action=argparse.BooleanOptionalAction,
                    help="also train on 7,494 real pen digits by 30 writers, drawn like the canvas draws (default: off)")
     t.add_argument("--pen-skip-writers", type=int, nargs="+", metavar="W",

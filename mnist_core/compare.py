@@ -38,6 +38,7 @@ ROWS: tuple[tuple[str, Callable[[RunRecord], str]], ...] = (
     ("Batch size", lambda r: str(r.config.get("batch_size", "?"))),
     ("Learning rate", lambda r: _number(r.config.get("learning_rate"), "g")),
     ("Schedule", lambda r: str(r.config.get("schedule", "?"))),
+    ("Weights kept", lambda r: "averaged" if r.config.get("average_weights") else "last"),
     ("Augmentation", lambda r: augmentation(r.config)),
     ("Precision", lambda r: str(r.config.get("precision", "?"))),
     ("Seed", lambda r: str(r.config.get("seed", "?"))),

@@ -104,6 +104,7 @@ class Preset:
     augment: bool = False  # random rotations, zoom and shifts of the training images
     augment_style: bool = False  # flags on some 1s, crossbars on some 7s
     augment_slant: bool = False  # random slant (shear) of the training images
+    average_weights: bool = False  # end with a moving average of the weights (TrainConfig.average_weights)
 
     @property
     def description(self) -> str:

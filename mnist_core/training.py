@@ -23,6 +23,7 @@ from mnist_core.spec import CUSTOM, build_network, format_spec, parse_spec, spec
 from mnist_core.store import keras_path, load_model, read_info
 
 SCHEDULES = ("constant", "onecycle")
+AVERAGE_STEPS = 1000  # average_weights: the average spans about this many steps, or a fifth of a shorter run
 CUSTOM_RECIPE = "seed"  # a designed network starts from the tutorial's recipe
 
 
@@ -30,7 +31,8 @@ def preset_recipe(name: str) -> dict:
     """The TrainConfig fields a preset sets (its training recipe); "custom" takes CUSTOM_RECIPE's."""
     p = get_preset(CUSTOM_RECIPE if name == CUSTOM else name)
     return dict(epochs=p.epochs, batch_size=p.batch_size, learning_rate=p.learning_rate, schedule=p.schedule,
-                precision=p.precision, augment=p.augment, augment_style=p.augment_style, augment_slant=p.augment_slant)
+                precision=p.precision, augment=p.augment, augment_style=p.augment_style, augment_slant=p.augment_slant,
+                average_weights=p.average_weights)
 
 
 @dataclass(frozen=True)
@@ -47,6 +49,7 @@ class TrainConfig:
     augment_style: bool = False  # give some 1s a flag and some 7s a crossbar (continental handwriting)
     augment_slant: bool = False  # randomly slant (shear) training images
     augment_stroke: bool = False  # make the ink randomly thinner or thicker
+    average_weights: bool = False  # end with a moving average of the last steps' weights (average_momentum)
     seed: int = 42  # seeds weights, shuffling and augmentation
     train_subset: int | None = None  # use only the first N training images (None = all 60,000)
     test_subset: int | None = None  # use only the first N test images (None = all 10,000)
@@ -159,6 +162,12 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int):
     )
 
 
+def average_momentum(total_steps: int) -> float:
+    """average_weights: the share of the moving average each step keeps, so it spans about AVERAGE_STEPS steps
+    (a fifth of a run shorter than 5 x AVERAGE_STEPS: a short run's first weights would weigh too much)."""
+    return 1 - 1 / min(AVERAGE_STEPS, max(1, total_steps // 5))
+
+
 def train(config: TrainConfig, progress: TrainingProgress | None = None,
           stop: threading.Event | None = None, board: WeightBoard | None = None) -> TrainResult:
     """Train one model on MNIST; validation on the test split after every full epoch.
@@ -223,7 +232,9 @@ def _train(config: TrainConfig, progress: TrainingProgress, stop: threading.Even
     _prepare(progress, stop, "loading the model to fine-tune" if config.is_finetune else "building the network")
     with distribution_strategy().scope():
         model = _start_model(config, precision)
-        optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch))
+        optimizer = keras.optimizers.Adam(learning_rate_schedule(config, steps_per_epoch),
+                                          use_ema=config.average_weights,
+                                          ema_momentum=average_momentum(config.epochs * steps_per_epoch))
         compile_model(model, optimizer, steps_per_execution=config.steps_per_execution)
     before = None
     if config.is_finetune:
@@ -245,9 +256,9 @@ def _train(config: TrainConfig, progress: TrainingProgress, stop: threading.Even
     else:
         if callback.full_epochs == 0:
             test_loss = test_acc = None
-        elif history and callback.stop_reason is None:
+        elif history and callback.stop_reason is None and not config.average_weights:
             test_loss, test_acc = history[-1].val_loss, history[-1].val_accuracy  # the last epoch's check
-        else:
+        else:  # mid-epoch weights, or the averaged ones fit ends with: the epochs' checks read neither
             progress.set_message("evaluating on the test set")
             scores = model.evaluate(test_ds, verbose=0, return_dict=True)
             test_loss, test_acc = float(scores["loss"]), float(scores["accuracy"])

@@ -13,7 +13,7 @@ from mnist_core.jobs import JobAlreadyRunning, TrainingJob
 from mnist_core.model import PRESETS
 from mnist_core.runs import RunsFolderError
 from mnist_core.spec import CUSTOM
-from mnist_core.training import SCHEDULES, TrainConfig
+from mnist_core.training import AVERAGE_STEPS, SCHEDULES, TrainConfig
 from studio import charts, designer, guard, host, polling, resources, runs_view
 from studio.state import FULL_TEST, FULL_TRAIN, recipe
 
@@ -55,6 +55,7 @@ def _config_from_state() -> TrainConfig:
         augment=bool(ss["train_augment"]),
         augment_style=bool(ss["train_augment_style"]),
         augment_slant=bool(ss["train_augment_slant"]),
+        average_weights=bool(ss["train_average_weights"]),
         seed=int(ss["train_seed"]),
         pen_digits=bool(ss["train_pen_digits"]),
         my_digits=str(resources.digit_store().path) if ss["train_my_digits"] else None,
@@ -164,8 +165,8 @@ def _controls() -> None:
                     help="Seeds the weights, the shuffling and the augmentation: same seed, same run.")
     c3.button("Preset recipe", key="recipe_btn", icon=":material/restart_alt:", on_click=_apply_recipe,
               width="stretch",
-              help="Reset epochs, batch size, learning rate, schedule and augmentation to the chosen preset's "
-                   "recipe (for seed: the TensorFlow tutorial's 10 epochs, batch 32, Adam 1e-3, none).")
+              help="Reset epochs, batch size, learning rate, schedule, averaging and augmentation to the chosen "
+                   "preset's recipe (for seed: the TensorFlow tutorial's 10 epochs, batch 32, Adam 1e-3, none).")
     st.markdown("Augmentation: each training image distorted at random, so the network reads more hands")
     c1, c2, c3 = st.columns(3)
     c1.checkbox("Rotate, zoom, shift", value=ss["train_augment"], key="train_augment",
@@ -177,7 +178,7 @@ def _controls() -> None:
     c3.checkbox("Flags and crossbars", value=ss["train_augment_style"], key="train_augment_style",
                 help=f"{data.STYLE_SHARE:.0%} of the 1s get a flag ({data.FOOT_SHARE:.0%} of those a foot too) and "
                      f"{data.STYLE_SHARE:.0%} of the 7s a crossbar, as many people outside the US write them.")
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     c1.checkbox("Include pen digits", value=ss["train_pen_digits"], key="train_pen_digits",
                 help=f"Also train on {pendigits.describe(True).removeprefix('MNIST + ')} (UCI), each drawn "
                      f"{pendigits.VARIANTS} times on the canvas with a random pen, size, place and slant: "
@@ -185,6 +186,10 @@ def _controls() -> None:
     c2.checkbox("Include my digits", value=ss["train_my_digits"], key="train_my_digits",
                 help="Also train on the digits you labelled in the Draw tab (see My digits), each repeated so "
                      f"they make {finetune.SCRATCH_USER_SHARE:.0%} of the training images.")
+    c3.checkbox("Average the weights", value=ss["train_average_weights"], key="train_average_weights",
+                help=f"Keep a moving average of the weights over about the last {AVERAGE_STEPS:,} steps (a fifth of a "
+                     "shorter run) and end with it, not with the last step's weights: it smooths out their noise. "
+                     "The test curve shows the weights as they train.")
     c1, c2 = st.columns(2)
     c1.number_input("Training images", min_value=1_000, max_value=FULL_TRAIN, value=ss["train_images"], step=1_000,
                     key="train_images", help="Train on the first N of MNIST's 60,000 training images; fewer is faster.")

@@ -242,16 +242,18 @@ def test_train_tab_options_follow_the_preset_and_reach_the_run(runs, mnist):
     for image, label in zip(x_train[:5], y_train[:5]):
         store.add(int(label), image, png(image), "drawn")
     at = run_app()
-    boxes = ("train_augment", "train_augment_slant", "train_augment_style")
-    assert [at.checkbox(key=k).value for k in boxes] == [False] * 3  # the tutorial trains on plain images
+    boxes = ("train_augment", "train_augment_slant", "train_augment_style", "train_average_weights")
+    assert [at.checkbox(key=k).value for k in boxes] == [False] * 4  # the tutorial trains on plain images
     at.radio(key="train_preset").set_value("best").run()
     best = PRESETS["best"]
-    assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_slant, best.augment_style]
+    assert [at.checkbox(key=k).value for k in boxes] == [best.augment, best.augment_slant, best.augment_style,
+                                                         best.average_weights]
     assert best.augment and best.augment_slant and best.augment_style
     for preset in ("fast", "seed"):  # back to the tutorial's network, through one more preset
         at.radio(key="train_preset").set_value(preset).run()
-        assert [at.checkbox(key=k).value for k in boxes] == [False] * 3, preset
+        assert [at.checkbox(key=k).value for k in boxes] == [False] * 4, preset
     at.checkbox(key="train_augment_style").check()
+    at.checkbox(key="train_average_weights").check()
     at.checkbox(key="train_augment_slant").check()
     assert at.checkbox(key="train_my_digits").value is False and at.checkbox(key="train_pen_digits").value is False
     at.checkbox(key="train_my_digits").check()
@@ -259,7 +261,8 @@ def test_train_tab_options_follow_the_preset_and_reach_the_run(runs, mnist):
     _press_train_on_a_slice(at, epochs=1)
     job = job_manager().job
     config = job.config
-    assert (config.augment, config.augment_slant, config.augment_style) == (False, True, True)
+    chosen = (config.augment, config.augment_slant, config.augment_style, config.average_weights)
+    assert chosen == (False, True, True, True)
     assert config.my_digits == str(store.path) and not config.is_finetune
     assert config.pen_digits and config.pen_skip_writers == ()
     assert any(c.value.startswith("40 batches per epoch (with 250 pen drawings)") for c in at.caption)  # 1,250 / 32

@@ -22,7 +22,7 @@ from mnist_core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--augment", "--augment-style",
-               "--augment-slant", "--augment-stroke", "--pen-digits", "--pen-skip-writers", "--my-digits", "--seed",
+               "--augment-slant", "--augment-stroke", "--average-weights", "--pen-digits", "--pen-skip-writers", "--my-digits", "--seed",
                "--train-subset", "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic",
                "--data-path", "--out", "--dry-run"]
 LAST_LINE = re.compile(r"^test_accuracy=\d\.\d{4} seconds=\d+\.\d$")

@@ -21,11 +21,12 @@ def _record(config: TrainConfig, accuracies: list[float], seconds: float | None 
 
 def test_only_the_rows_that_differ_then_accuracy_and_time():
     seed = _record(TrainConfig.for_preset("seed", epochs=2), [0.97, 0.98])
-    fast = _record(TrainConfig.for_preset("fast", epochs=2, augment=True), [0.975, 0.985], seconds=4.25)
+    fast = _record(TrainConfig.for_preset("fast", epochs=2, augment=True, average_weights=True), [0.975, 0.985],
+                   seconds=4.25)
     rows = dict(differences([seed, fast]))
     assert rows["Network"] == ["seed", "fast"]
     assert rows["Batch size"] == ["32", "128"] and rows["Learning rate"] == ["0.001", "0.005"]
-    assert rows["Schedule"] == ["constant", "onecycle"]
+    assert rows["Schedule"] == ["constant", "onecycle"] and rows["Weights kept"] == ["last", "averaged"]
     assert rows["Augmentation"] == ["none", "rotate/zoom/shift"]
     assert rows["Test accuracy"] == ["98.00%", "98.50%"] and rows["Training time"] == ["10.0 s", "4.2 s"]
     assert "Epochs (full / asked)" not in rows and "Seed" not in rows  # the same in both: not shown

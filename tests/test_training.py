@@ -12,7 +12,7 @@ import keras
 import numpy as np
 import pytest
 
-from mnist_core import finetune, pendigits
+from mnist_core import data, finetune, pendigits
 from mnist_core.digits_db import DigitStore, encode_png
 from mnist_core.model import PRESETS
 from mnist_core.precision import resolve_precision
@@ -20,7 +20,8 @@ from mnist_core.predict import Predictor
 from mnist_core.progress import EpochPoint, TrainingProgress
 from mnist_core.spec import CUSTOM, SpecError, build_network
 from mnist_core.store import load_model, read_info, save_model
-from mnist_core.training import CUSTOM_RECIPE, SCHEDULES, TrainConfig, learning_rate_schedule, train
+from mnist_core.training import (AVERAGE_STEPS, CUSTOM_RECIPE, SCHEDULES, TrainConfig, average_momentum,
+                                  learning_rate_schedule, train)
 
 # ---------------------------------------------------------------- the config
 
@@ -340,6 +341,18 @@ def test_same_seed_same_metrics_other_seed_other_metrics():
     for wa, wb in zip(a.model.get_weights(), b.model.get_weights()):
         np.testing.assert_array_equal(wa, wb)
     assert _history_metrics(a) != _history_metrics(c)
+
+
+def test_averaged_weights_are_the_ones_kept_and_measured():
+    config = TrainConfig(train_subset=1000, test_subset=300, epochs=1)
+    last, averaged = train(config), train(dataclasses.replace(config, average_weights=True))
+    assert _history_metrics(averaged)[0] == _history_metrics(last)[0]  # the curve shows the weights as they train
+    assert any(not np.array_equal(a, b) for a, b in zip(last.model.get_weights(), averaged.model.get_weights()))
+    (_, _), (x_test, y_test) = data.load_mnist()
+    kept = averaged.model.evaluate(data.to_float_images(x_test[:300]), y_test[:300], verbose=0, return_dict=True)
+    assert averaged.test_accuracy == pytest.approx(kept["accuracy"]) and averaged.usable  # read after averaging
+    assert averaged.test_accuracy > 0.5  # a short run's average spans its own last steps, not its random start
+    assert average_momentum(32) == pytest.approx(1 - 1 / 6) and average_momentum(10_000) == 1 - 1 / AVERAGE_STEPS
 
 
 def test_exploding_loss_fails_cleanly():
