@@ -180,8 +180,8 @@ def _controls() -> None:
                      f"{data.STYLE_SHARE:.0%} of the 7s a crossbar, as many people outside the US write them.")
     c1, c2, c3 = st.columns(3)
     c1.checkbox("Include pen digits", value=ss["train_pen_digits"], key="train_pen_digits",
-                help=f"Also train on {pendigits.describe(True).removeprefix('MNIST + ')} (UCI), each drawn "
-                     f"{pendigits.VARIANTS} times on the canvas with a random pen, size, place and slant: "
+                help=f"Also train on {pendigits.describe(True).removeprefix('MNIST + ')} (UCI), each drawn on the "
+                     "canvas with a random pen, size, place and slant: "
                      "the network learns pen strokes as well as MNIST's scanned paper.")
     c2.checkbox("Include my digits", value=ss["train_my_digits"], key="train_my_digits",
                 help="Also train on the digits you labelled in the Draw tab (see My digits), each repeated so "

@@ -18,6 +18,7 @@ from apptest_support import job_manager, open_tab, run_app
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
+from mnist_core import pendigits
 from mnist_core.canvas import DEFAULT_STROKE_WIDTH, draw_strokes
 from mnist_core.digits_db import DigitStore
 from mnist_core.evaluate import evaluate
@@ -265,7 +266,9 @@ def test_train_tab_options_follow_the_preset_and_reach_the_run(runs, mnist):
     assert chosen == (False, True, True, True)
     assert config.my_digits == str(store.path) and not config.is_finetune
     assert config.pen_digits and config.pen_skip_writers == ()
-    assert any(c.value.startswith("40 batches per epoch (with 250 pen drawings)") for c in at.caption)  # 1,250 / 32
+    drawn = 125 * pendigits.VARIANTS  # 1,000 of MNIST's 60,000 images take 1/60 of the 7,494 pen digits
+    batches = -(-(1000 + drawn) // 32)
+    assert any(c.value.startswith(f"{batches} batches per epoch (with {drawn} pen drawings)") for c in at.caption)
     _wait_for_job_end(at)
     assert any("augmentation: slant, flags and crossbars" in c.value for c in at.caption)
     assert job.result.personal.trained_on == 5 and job.result.personal.held_out == 0

@@ -496,7 +496,7 @@ def test_export_writes_checks_and_prints_one_line(tmp_path, capsys):
     match = EXPORT_LINE.match(p.stdout.strip())
     assert match and len(p.stdout.splitlines()) == 1, p.stdout
     agreement, accuracy, size = float(match[1]), float(match[2]), int(match[3])
-    assert agreement >= 0.995 and accuracy >= 0.99  # on all 10,000 test digits (the Keras model: 99.49%)
+    assert agreement >= 0.995 and accuracy >= 0.99  # on all 10,000 test digits (the Keras model: 99.58%)
     assert size == out.stat().st_size < DEFAULT_MODEL.stat().st_size / 4
     assert f"wrote {out}" in p.stderr and "Traceback" not in p.stderr
     assert sorted(tmp_path.iterdir()) == [out]  # no temporary file left
