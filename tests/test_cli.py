@@ -22,9 +22,9 @@ from mnist_core.training import TrainConfig
 
 REPO = Path(__file__).resolve().parents[1]
 TRAIN_FLAGS = ["--preset", "--epochs", "--batch-size", "--learning-rate", "--schedule", "--augment", "--augment-style",
-               "--augment-slant", "--augment-stroke", "--average-weights", "--pen-digits", "--pen-skip-writers", "--my-digits", "--seed",
-               "--train-subset", "--test-subset", "--precision", "--steps-per-execution", "--no-deterministic",
-               "--data-path", "--out", "--dry-run"]
+               "--augment-slant", "--augment-stroke", "--average-weights", "--pen-digits", "--pen-skip-writers",
+               "--my-digits", "--seed", "--train-subset", "--test-subset", "--precision", "--steps-per-execution",
+               "--no-deterministic", "--data-path", "--out", "--dry-run"]
 LAST_LINE = re.compile(r"^test_accuracy=\d\.\d{4} seconds=\d+\.\d$")
 # TensorFlow's C++ log: "I0000 00:00:1795950384.998416   31016 port.cc:153] ...", and absl's note before it
 TF_LOG_LINE = re.compile(r"^([IWEF]\d{4} \d\d:\d\d:\d+\.\d+ +\d+ \S+:\d+\]|WARNING: All log messages before absl)")

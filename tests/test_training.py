@@ -343,12 +343,12 @@ def test_same_seed_same_metrics_other_seed_other_metrics():
     assert _history_metrics(a) != _history_metrics(c)
 
 
-def test_averaged_weights_are_the_ones_kept_and_measured():
+def test_averaged_weights_are_the_ones_kept_and_measured(mnist):
     config = TrainConfig(train_subset=1000, test_subset=300, epochs=1)
     last, averaged = train(config), train(dataclasses.replace(config, average_weights=True))
     assert _history_metrics(averaged)[0] == _history_metrics(last)[0]  # the curve shows the weights as they train
     assert any(not np.array_equal(a, b) for a, b in zip(last.model.get_weights(), averaged.model.get_weights()))
-    (_, _), (x_test, y_test) = data.load_mnist()
+    (_, _), (x_test, y_test) = mnist
     kept = averaged.model.evaluate(data.to_float_images(x_test[:300]), y_test[:300], verbose=0, return_dict=True)
     assert averaged.test_accuracy == pytest.approx(kept["accuracy"]) and averaged.usable  # read after averaging
     assert averaged.test_accuracy > 0.5  # a short run's average spans its own last steps, not its random start
