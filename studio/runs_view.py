@@ -125,9 +125,9 @@ def _delete_popover(container, record: RunRecord, state: str) -> None:
                    on_click=_delete_model, args=(record.model,))
 
 
-def _compare(by_id: dict[str, RunRecord]) -> None:
+def _compare(by_id: dict[str, RunRecord], labels: dict[str, str]) -> None:
     """Runs side by side: their per-epoch test curves on one chart, and what differs in their recipes."""
-    chosen = st.multiselect("Runs to compare", list(by_id), format_func=lambda i: _describe(by_id[i]),
+    chosen = st.multiselect("Runs to compare", list(by_id), format_func=labels.__getitem__,
                             key="compare_runs", max_selections=8, placeholder="Pick two or more runs")
     if len(chosen) < 2:
         st.caption("Pick two or more runs: their test accuracy and loss after every epoch on one chart, one colour "
@@ -144,6 +144,21 @@ def _compare(by_id: dict[str, RunRecord]) -> None:
         st.caption(f"No full epoch, so no curve: {', '.join(flat)}.")
     names, values = zip(*compare.differences(records))
     st.table(pd.DataFrame(dict(zip(labels, zip(*values))), index=list(names)))
+
+
+def _labels(by_id: dict[str, RunRecord]) -> dict[str, str]:
+    """Each run's words in the picker, made unique: a later run with the same words gets " (2)", and so on."""
+    seen: dict[str, int] = {}
+    labels = {}
+    for run_id, record in reversed(by_id.items()):  # oldest first, so that a newer run never changes an older label
+        words = _describe(record)
+        seen[words] = seen.get(words, 0) + 1
+        labels[run_id] = words if seen[words] == 1 else f"{words} ({seen[words]})"
+    return labels
+
+
+def _picked() -> None:
+    st.session_state["runs_picked"] = True
 
 
 def _run_ids(records: list[RunRecord]) -> dict[str, RunRecord]:
@@ -194,7 +209,10 @@ def render() -> None:
         st.caption(f"Kept on disk: the active model, pinned ones and the newest {retention.keep} "
                    f"(`{KEEP_ENV}`). Older ones are deleted when a run is kept; their runs stay listed as pruned.")
         by_id = _run_ids(records)
-        chosen = st.selectbox("Run", list(by_id), format_func=lambda i: _describe(by_id[i]), key="runs_choice")
+        labels = _labels(by_id)
+        if not st.session_state["runs_picked"] or st.session_state.get("runs_choice") not in by_id:
+            st.session_state["runs_choice"] = next(iter(by_id))  # the newest run, until the user picks one
+        chosen = st.selectbox("Run", list(by_id), format_func=labels.__getitem__, key="runs_choice", on_change=_picked)
         record = by_id.get(chosen, records[0])
         state = _model_state(record, active, pruned)
         locked = not host.unlocked()
@@ -228,7 +246,7 @@ def render() -> None:
         _delete_popover(delete, record, state)
         if len(records) > 1:
             with st.expander("Compare runs", icon=":material/compare_arrows:"):
-                _compare(by_id)
+                _compare(by_id, labels)
     shipped, clear, _ = st.columns([1, 1, 2])
     if active != DEFAULT_MODEL.resolve():
         shipped.button("Use the shipped model", key="use_default_btn", icon=":material/restart_alt:",

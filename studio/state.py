@@ -58,6 +58,7 @@ DEFAULTS = {
     # Runs (Train tab)
     "runs_error": None,  # message from the last "Make active" click, shown once
     "runs_note": None,  # what the last "Clear the log" did, shown once
+    "runs_picked": False,  # the user chose a run in the Runs picker; until then it follows the newest run
     # Host controls (studio.host)
     "host_unlocked": False,  # this page gave the host password
     "host_message": None,  # "Wrong password…", shown once

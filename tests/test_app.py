@@ -395,6 +395,23 @@ def test_a_saved_model_can_be_deleted_but_never_the_active_one(runs, trained):
     assert not _buttons(at, "delete_model_btn") and not at.error
 
 
+def test_the_run_picker_follows_the_newest_run_until_one_is_picked(runs, trained):
+    _two_saved_runs(runs, trained)  # the same minute, preset, status and accuracy: the same words
+    at = run_app()
+    picker = at.selectbox(key="runs_choice")
+    assert len(set(picker.options)) == 2 and picker.index == 0  # told apart, the newest chosen
+    runs.record(trained.config, None, "failed", "a third run", None)  # finished while the page is open
+    at.run()
+    picker = at.selectbox(key="runs_choice")
+    assert picker.index == 0 and "failed" in picker.options[0] and len(picker.options) == 3
+    at.selectbox(key="runs_choice").select_index(2).run()  # the user picks the oldest
+    runs.record(trained.config, None, "stopped", "a fourth run", None)
+    at.run()
+    picker = at.selectbox(key="runs_choice")
+    assert picker.index == 3 and len(picker.options) == 4  # the pick stays, though a newer run came
+    assert not at.exception
+
+
 def test_deleting_a_model_another_session_just_made_active_is_refused(runs, trained):
     older, newer = _two_saved_runs(runs, trained)
     at = run_app()
