@@ -125,9 +125,10 @@ def _delete_popover(container, record: RunRecord, state: str) -> None:
                    on_click=_delete_model, args=(record.model,))
 
 
-def _compare(by_id: dict[str, RunRecord], labels: dict[str, str]) -> None:
-    """Runs side by side: their per-epoch test curves on one chart, and what differs in their recipes."""
-    chosen = st.multiselect("Runs to compare", list(by_id), format_func=labels.__getitem__,
+def _compare(by_id: dict[str, RunRecord], words: dict[str, str]) -> None:
+    """Runs side by side: their per-epoch test curves on one chart, and what differs in their recipes; `words` name
+    the runs in the picker (_labels)."""
+    chosen = st.multiselect("Runs to compare", list(by_id), format_func=words.__getitem__,
                             key="compare_runs", max_selections=8, placeholder="Pick two or more runs")
     if len(chosen) < 2:
         st.caption("Pick two or more runs: their test accuracy and loss after every epoch on one chart, one colour "
