@@ -147,15 +147,20 @@ def _compare(by_id: dict[str, RunRecord], words: dict[str, str]) -> None:
     st.table(pd.DataFrame(dict(zip(labels, zip(*values))), index=list(names)))
 
 
+def _told_apart(texts: list[str], mark: str) -> list[str]:
+    """Texts of runs listed newest first, each repeat marked with mark.format(n) for the n-th run to have it,
+    counted from the oldest, so that a newer run never changes an older one's text."""
+    seen: dict[str, int] = {}
+    apart = []
+    for text in reversed(texts):
+        seen[text] = seen.get(text, 0) + 1
+        apart.append(text if seen[text] == 1 else text + mark.format(seen[text]))
+    return apart[::-1]
+
+
 def _labels(by_id: dict[str, RunRecord]) -> dict[str, str]:
     """Each run's words in the picker, made unique: a later run with the same words gets " (2)", and so on."""
-    seen: dict[str, int] = {}
-    labels = {}
-    for run_id, record in reversed(by_id.items()):  # oldest first, so that a newer run never changes an older label
-        words = _describe(record)
-        seen[words] = seen.get(words, 0) + 1
-        labels[run_id] = words if seen[words] == 1 else f"{words} ({seen[words]})"
-    return labels
+    return dict(zip(by_id, _told_apart([_describe(r) for r in by_id.values()], " ({})")))
 
 
 def _picked() -> None:
@@ -165,13 +170,7 @@ def _picked() -> None:
 def _run_ids(records: list[RunRecord]) -> dict[str, RunRecord]:
     """Each run by an id that stays the same when other runs finish and the list grows: its finish time and model
     file, and a count for runs that share both (two runs without a model that ended in the same second)."""
-    seen: dict[str, int] = {}
-    ids = []
-    for record in reversed(records):  # oldest first, so that a newer run never changes an older one's id
-        base = f"{record.finished_at} {record.model}"
-        seen[base] = seen.get(base, 0) + 1
-        ids.append(base if seen[base] == 1 else f"{base} #{seen[base]}")
-    return dict(zip(reversed(ids), records))
+    return dict(zip(_told_apart([f"{r.finished_at} {r.model}" for r in records], " #{}"), records))
 
 
 def render() -> None:
@@ -214,7 +213,7 @@ def render() -> None:
         if not st.session_state["runs_picked"] or st.session_state.get("runs_choice") not in by_id:
             st.session_state["runs_choice"] = next(iter(by_id))  # the newest run, until the user picks one
         chosen = st.selectbox("Run", list(by_id), format_func=labels.__getitem__, key="runs_choice", on_change=_picked)
-        record = by_id.get(chosen, records[0])
+        record = by_id[chosen]  # in by_id: set above when it was not
         state = _model_state(record, active, pruned)
         locked = not host.unlocked()
         use, pin, download, csv, edit, delete = st.columns(6, vertical_alignment="bottom")
