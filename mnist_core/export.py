@@ -2,9 +2,10 @@
 
 Every export takes one float32 input `image` of shape (N, 28, 28, 1), values in [0, 1], and gives one output
 `probabilities` of shape (N, 10): the studio's models end in logits, so the softmax that Predictor applies is
-part of the exported graph. The network is exported in float32 whatever policy it was trained with (TFLite
-cannot convert bfloat16 convolutions without TensorFlow's own kernels, and a float32 copy answers as Predictor
-does).
+part of the exported graph; Predictor's second look at unsure digits is not (an export answers as the network
+alone, Predictor(model, second_look=False)). The network is exported in float32 whatever policy it was trained with
+(TFLite cannot convert bfloat16 convolutions without TensorFlow's own kernels, and a float32 copy answers as
+Predictor does).
 
 Which call does what:
   convert(model, fmt)            the export as bytes; about a second, nothing checked
@@ -135,7 +136,8 @@ def write_export(model: keras.Model, fmt: str, out: str | os.PathLike) -> Path:
 
 def check_export(blob: bytes, fmt: str, model: keras.Model, digits: Digits | None = None) -> ExportReport:
     """Run the export in `blob` (convert()'s bytes, or a written file's) on `digits` (default: the 10,000
-    MNIST test digits) and compare it with `model` read through Predictor. Seconds, not for a page."""
+    MNIST test digits) and compare it with `model` read through Predictor, the network alone. Seconds, not for a
+    page."""
     check_format(fmt)
     proba = _savedmodel_proba(blob) if fmt == "savedmodel" else _tflite_proba(blob)
     return measure(fmt, proba, len(blob), model, digits)
@@ -148,9 +150,10 @@ def mnist_test_set() -> Digits:
 
 
 def measure(name: str, proba: Proba, size_bytes: int, model: keras.Model, digits: Digits | None = None) -> ExportReport:
-    """Any way of answering (`proba`) against `model` through Predictor: agreement, accuracy, latency."""
+    """Any way of answering (`proba`) against `model` through Predictor, the network alone: agreement, accuracy,
+    latency."""
     images, labels = mnist_test_set() if digits is None else digits
-    reference = Predictor(model).predict_proba(images)
+    reference = Predictor(model, second_look=False).predict_proba(images)  # an export carries the network alone
     answers = np.concatenate([proba(images[i:i + CHECK_BATCH]) for i in range(0, len(images), CHECK_BATCH)])
     p50, p95 = _latency_ms(proba, images)
     return ExportReport(

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from mnist_core.predict import Predictor, as_batch
+from mnist_core.predict import SECOND_LOOK_BELOW, SECOND_LOOK_SHIFTS, Predictor, as_batch, shifted_copies
 from mnist_core.model import PRESETS
 from mnist_core.store import DEFAULT_MODEL, ModelFileError, read_info
 
@@ -16,6 +16,11 @@ from mnist_core.store import DEFAULT_MODEL, ModelFileError, read_info
 @pytest.fixture(scope="module")
 def predictor(trained):
     return Predictor(trained.result.model)
+
+
+@pytest.fixture(scope="module")
+def network_alone(trained):
+    return Predictor(trained.result.model, second_look=False)
 
 
 @pytest.fixture(scope="module")
@@ -39,13 +44,50 @@ def test_batch(predictor, images, test_digits):
     assert accuracy > 0.85  # a real model, not noise
 
 
-def test_agrees_with_the_models_own_logits(predictor, trained, images):
+def _softmax(model, images):
+    return tf.nn.softmax(model(images[..., None], training=False), axis=-1).numpy()
+
+
+def test_the_network_alone_agrees_with_the_models_own_logits(network_alone, trained, images):
     logits = trained.result.model(images[..., None], training=False)
     expected = tf.nn.softmax(logits, axis=-1).numpy()
-    p = predictor.predict_proba(images)
+    p = network_alone.predict_proba(images)
     np.testing.assert_allclose(p, expected, rtol=0, atol=1e-6)
     np.testing.assert_array_equal(p.argmax(axis=1), np.asarray(logits).argmax(axis=1))
-    np.testing.assert_array_equal(predictor.predict(images), np.asarray(logits).argmax(axis=1))
+    np.testing.assert_array_equal(network_alone.predict(images), np.asarray(logits).argmax(axis=1))
+
+
+def test_a_sure_digit_is_answered_by_the_network_alone(predictor, trained, images):
+    first = _softmax(trained.result.model, images)
+    sure = first.max(axis=1) >= SECOND_LOOK_BELOW
+    assert sure.sum() > 50  # the tiny model is sure of many test digits
+    np.testing.assert_allclose(predictor.predict_proba(images[sure]), first[sure], rtol=0, atol=1e-6)
+
+
+def test_an_unsure_digit_is_read_again_shifted_a_pixel_each_way(predictor, trained, images):
+    first = _softmax(trained.result.model, images)
+    unsure = images[first.max(axis=1) < SECOND_LOOK_BELOW]
+    assert len(unsure) > 10  # the tiny model is unsure of some
+    moved = [np.roll(unsure, shift, axis=(1, 2)) for shift in [(1, 0), (-1, 0), (0, 1), (0, -1)]]
+    moved[0][:, 0], moved[1][:, -1], moved[2][:, :, 0], moved[3][:, :, -1] = 0, 0, 0, 0  # no wrapping round
+    expected = np.mean([_softmax(trained.result.model, x) for x in [unsure, *moved]], axis=0)
+    p = predictor.predict_proba(unsure)
+    np.testing.assert_allclose(p, expected, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(p.sum(axis=1), 1, atol=1e-5)
+    one = np.concatenate([predictor.predict_proba(x) for x in unsure[:5]])  # a drawing's own compiled path
+    np.testing.assert_allclose(one, p[:5], rtol=0, atol=1e-6)
+
+
+def test_shifted_copies_move_each_image_one_pixel_and_drop_what_leaves_the_frame():
+    image = np.zeros((1, 28, 28, 1), np.float32)
+    image[0, 5, 9] = 1.0
+    image[0, 0, 27] = 0.5  # in the top right corner: the up and right shifts push it out
+    copies = shifted_copies(image)
+    assert copies.shape == (len(SECOND_LOOK_SHIFTS), 1, 28, 28, 1)
+    for (dy, dx), copy in zip(SECOND_LOOK_SHIFTS, copies):
+        assert copy[0, 5 + dy, 9 + dx, 0] == 1.0
+        corner = [(y, x) for y, x in [(dy, 27 + dx)] if 0 <= y < 28 and 0 <= x < 28]
+        assert copy.sum() == 1.0 + 0.5 * len(corner)
 
 
 def test_input_forms_agree(predictor, images):
@@ -125,8 +167,8 @@ def test_shipped_default_model(test_digits):
 
 
 def test_mixed_precision_model_answers_in_float32(images):
-    predictor = Predictor.load()  # the shipped model was trained with mixed_bfloat16
-    mixed = predictor.model
+    mixed = Predictor.load().model  # the shipped model was trained with mixed_bfloat16
+    predictor = Predictor(mixed, second_look=False)
     assert mixed.layers[0].dtype_policy.name == "mixed_bfloat16"  # the caller's model is kept as it is
     proba = predictor.predict_proba(images)
     assert proba.dtype == np.float32
