@@ -7,6 +7,7 @@ Every table compares against a baseline measured in the same run on the same mac
 
 from __future__ import annotations
 
+import itertools
 import os
 import platform
 import threading
@@ -24,7 +25,7 @@ from mnist_core.canvas import CANVAS_PX
 from mnist_core.evaluate import evaluate
 from mnist_core.model import PRESETS, build_model, compile_model
 from mnist_core.precision import resolve_precision
-from mnist_core.predict import BATCH, Predictor
+from mnist_core.predict import BATCH, SECOND_LOOK_BELOW, SECOND_LOOK_SHIFTS, Predictor
 from mnist_core.preprocess import preprocess_drawing
 from mnist_core.store import read_info
 from mnist_core.live import WeightBoard, WeightPublisher
@@ -137,13 +138,16 @@ def _percentiles(fn, repeats: int) -> tuple[float, float]:
 
 
 def benchmark_inference(model_path=None, quick: bool = False) -> list[tuple[str, float, float]]:
-    """(what, p50 ms, p95 ms) for one-image prediction, model.predict, preprocessing, the test set (its first 1,000
-    with quick)."""
+    """(what, p50 ms, p95 ms) for one-image prediction (a digit the network is sure of, one it is unsure of, and one
+    test digit after another), model.predict, preprocessing, the test set (its first 1,000 with quick)."""
     repeats = 20 if quick else 300
     predictor = Predictor.load(model_path)
+    alone = Predictor(predictor.model, second_look=False)
     (_, _), (x_test, _) = data.load_mnist()
     images = data.to_float_images(x_test[:1000] if quick else x_test)[..., 0]
-    one = images[:1]
+    one = images[:1]  # a clear 7
+    unsure = images[alone.predict_proba(images).max(axis=1) < SECOND_LOOK_BELOW]
+    stream = itertools.cycle(images)
     canvas = np.zeros((CANVAS_PX, CANVAS_PX, 4), np.uint8)
     big = np.kron(x_test[0], np.ones((8, 8), np.uint8))  # the first test digit drawn 224 px tall
     at = slice((CANVAS_PX - len(big)) // 2, (CANVAS_PX + len(big)) // 2)  # centred
@@ -151,10 +155,19 @@ def benchmark_inference(model_path=None, quick: bool = False) -> list[tuple[str,
     canvas[at, at, 3] = big
     for _ in range(5):  # warm-up: tracing and first-call allocations
         predictor.predict_proba(one)
+        predictor.predict_proba(unsure[:1])
+        alone.predict_proba(one)
         predictor.model.predict(one[..., None], verbose=0)
         preprocess_drawing(canvas)
     rows = [
-        ("Predictor.predict_proba, one image", *_percentiles(lambda: predictor.predict_proba(one), repeats)),
+        ("Predictor.predict_proba, one image the network is sure of",
+         *_percentiles(lambda: predictor.predict_proba(one), repeats)),
+        (f"Predictor.predict_proba, one image it is unsure of (read again: {1 + len(SECOND_LOOK_SHIFTS)} readings)",
+         *_percentiles(lambda: predictor.predict_proba(unsure[:1]), repeats)),
+        (f"Predictor.predict_proba, one test digit after another ({len(unsure) / len(images):.1%} read again)",
+         *_percentiles(lambda: predictor.predict_proba(next(stream)), 5 * repeats)),
+        ("the network alone, one image (as an export answers)",
+         *_percentiles(lambda: alone.predict_proba(one), repeats)),
         ("model.predict, one image (for comparison)",
          *_percentiles(lambda: predictor.model.predict(one[..., None], verbose=0), max(repeats // 5, 10))),
         (f"preprocess_drawing, {CANVAS_PX}×{CANVAS_PX} canvas",
@@ -186,11 +199,12 @@ class HandwritingRow:
 
 
 def benchmark_handwriting(models: list[str | None], root=None, quick: bool = False
-                          ) -> tuple[list[HandwritingRow], dict[str, tuple[float, int]], list[str]]:
+                          ) -> tuple[list[HandwritingRow], dict[str, tuple[float, float, int]], list[str]]:
     """Every model (None: the shipped one) on every handwriting set found under `root`, both ways, and on the
     vendored pen digits if it never trained on them (a model that did is read writer-disjoint: benchmark_pen).
 
-    Returns the rows, each model's MNIST test accuracy and digit count, and one line per missing set.
+    Returns the rows, each model's MNIST test accuracy (as the studio answers, and the network alone) and digit
+    count, and one line per missing set.
     """
     sets, missing = [], []
     for name in MEASURING_SETS:
@@ -212,7 +226,8 @@ def benchmark_handwriting(models: list[str | None], root=None, quick: bool = Fal
     for path in models:
         predictor = Predictor.load(path)
         label = "shipped" if path is None else str(path)
-        mnist[label] = evaluate(predictor, data.to_float_images(x_test)[..., 0], y_test).accuracy, len(y_test)
+        mnist[label] = (*(evaluate(p, data.to_float_images(x_test)[..., 0], y_test).accuracy
+                          for p in (predictor, Predictor(predictor.model, second_look=False))), len(y_test))
         for d in unseen[path]:
             read = {w: predictor.predict(drawn[d.name, w]) for w in handwriting.WAYS}
             default, random = (float((read[w] == d.labels).mean()) for w in handwriting.WAYS)
@@ -222,10 +237,11 @@ def benchmark_handwriting(models: list[str | None], root=None, quick: bool = Fal
     return rows, mnist, missing
 
 
-def handwriting_table(rows: list[HandwritingRow], mnist: dict[str, tuple[float, int]], missing: list[str]) -> str:
+def handwriting_table(rows: list[HandwritingRow], mnist: dict[str, tuple[float, float, int]], missing: list[str]
+                      ) -> str:
     lines = ["| model | set | digits | default way | random way | gap (points) | worst digit (read as) |",
              "|---|---|---|---|---|---|---|"]
-    for model, (accuracy, n) in mnist.items():
+    for model, (accuracy, alone, n) in mnist.items():
         own = [r for r in rows if r.model == model]
         for r in own:
             read_as = "" if r.read_as is None else f" (as {r.read_as})"
@@ -235,6 +251,7 @@ def handwriting_table(rows: list[HandwritingRow], mnist: dict[str, tuple[float, 
             default, random = np.mean([r.default for r in own]), np.mean([r.random for r in own])
             lines.append(f"| {model} | mean | | {default:.2%} | {random:.2%} | {100 * (default - random):+.2f} | |")
         lines.append(f"| {model} | MNIST test | {n:,} | {accuracy:.2%} | | | |")
+        lines.append(f"| {model} | MNIST test, the network alone | {n:,} | {alone:.2%} | | | |")
     return "\n".join(lines + [f"missing: {m}" for m in missing])
 
 

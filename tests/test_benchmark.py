@@ -30,7 +30,8 @@ def test_quick_benchmark_prints_every_table_and_reads_every_unseen_set_for_each_
         assert re.search(rf"^\| {preset} \| 1 \| .+ \| \d+ s \| \d+\.\d\d% \| [\d,]+ \| \d+\.\d\d× \|$", out, re.M), preset
     assert re.search(r"^\| seed \| .* \| 1\.00× \|$", out, re.M)  # the baseline is measured in the same run
     assert re.search(r"^\| cost \| -?\d+\.\d% \|$", out, re.M)
-    for what in ("Predictor.predict_proba, one image", "model.predict, one image",
+    for what in ("one image the network is sure of", "one image it is unsure of", "one test digit after another",
+                 "the network alone, one image", "model.predict, one image",
                  "preprocess_drawing, 280×280 canvas", "1,000 test images"):  # --quick: 1,000
         assert re.search(rf"^\| [^|]*{re.escape(what)}[^|]* \| \d+\.\d\d ms \| \d+\.\d\d ms \|$", out, re.M), what
 
@@ -43,6 +44,8 @@ def test_quick_benchmark_prints_every_table_and_reads_every_unseen_set_for_each_
             assert bool(row) == (name in sets), (model, name)
         assert re.search(rf"^\| {re.escape(model)} \| mean \| ", out, re.M)
         assert re.search(rf"^\| {re.escape(model)} \| MNIST test \| 1,000 \| \d+\.\d\d% \|", out, re.M)
+        assert re.search(rf"^\| {re.escape(model)} \| MNIST test, the network alone \| 1,000 \| \d+\.\d\d% \|", out,
+                         re.M)
     assert "missing" not in out
 
     # pen digits writer-disjoint: each fold's writers read by the fold's own model, then all 30 writers
