@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core.evaluate import Evaluation
+from mnist_core.predict import SECOND_LOOK_BELOW
 from studio import charts, resources
 from studio.paging import pager
 
@@ -61,10 +62,13 @@ def render() -> None:
 
     info = active.info
     st.caption(f"The active model ({info.preset if info else 'unknown preset'}, `{active.path.name}`) on all "
-               f"{len(ev.labels):,} MNIST test digits, read once per model and kept.")
+               f"{len(ev.labels):,} MNIST test digits, read as the Draw tab reads a drawing, once per model and kept.")
     wrong = int((ev.predictions != ev.labels).sum())
     m1, m2, m3 = st.columns(3)
-    m1.metric("Test accuracy", f"{ev.accuracy:.2%}")
+    m1.metric("Test accuracy", f"{ev.accuracy:.2%}",
+              help=f"A digit the network is less than {SECOND_LOOK_BELOW:.0%} sure of is read again, moved one pixel "
+                   "each way, and the five readings are averaged. The runs and the sidebar give the network's own "
+                   "accuracy from training, without this second look, so this one can be a little higher.")
     m2.metric("Mistakes", f"{wrong:,} of {len(ev.labels):,}")
     hardest = int(np.nanargmin(ev.recall))
     m3.metric("Hardest digit", str(hardest), f"{ev.recall[hardest]:.2%} recognised", delta_color="off",
