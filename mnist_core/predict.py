@@ -64,6 +64,11 @@ class Predictor:
             proba[unsure] = (proba[unsure] + looks.sum(axis=0)) / (1 + len(copies))
         return proba
 
+    def warm_up(self) -> None:
+        """Compile the paths a drawing takes, so the first drawing (and the first unsure one) waits for none."""
+        for n in (1, len(SECOND_LOOK_SHIFTS)):
+            self._network_proba(np.zeros((n, *INPUT_SHAPE), np.float32))
+
     @classmethod
     def load(cls, path: str | os.PathLike | None = None) -> "Predictor":
         """From a .keras file; None is the project's shipped default model."""

@@ -104,7 +104,7 @@ def _load_predictor(path: str, mtime_ns: int) -> Predictor | str:
     del mtime_ns  # part of the cache key only
     try:
         predictor = Predictor.load(path)
-        predictor.predict_proba(np.zeros((1, 28, 28), np.float32))  # trace now, not on the first drawing
+        predictor.warm_up()  # compile now, not on the first drawing
         return predictor
     except ModelFileError as exc:
         return str(exc)
