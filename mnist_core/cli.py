@@ -165,6 +165,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("model", help="a .keras file")
     e.add_argument("--data-path", help="MNIST .npz file (default: $MNIST_NPZ or the vendored copy)")
     e.add_argument("--test-subset", type=_subset_size, help="use only the first N test images (or all)")
+    e.add_argument("--network-alone", action="store_true",
+                   help="no second look at unsure digits: the network's own answers, as training and exports give "
+                        "them (default: as the studio answers)")
 
     x = sub.add_parser("export", help="write a saved model as TFLite or a zipped SavedModel, and check it",
                        description="Write MODEL as --format to --out, then run that file on the 10,000 MNIST test "
@@ -352,6 +355,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mnist_core.predict import Predictor
 
     predictor = Predictor.load(args.model)
+    predictor = Predictor(predictor.model, second_look=False) if args.network_alone else predictor
     _, test_split = data.load_mnist(args.data_path)
     x, y = data.subset(test_split, args.test_subset)
     result = evaluate(predictor, data.to_float_images(x)[..., 0], y)
