@@ -354,8 +354,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from mnist_core.evaluate import evaluate
     from mnist_core.predict import Predictor
 
-    predictor = Predictor.load(args.model)
-    predictor = Predictor(predictor.model, second_look=False) if args.network_alone else predictor
+    predictor = Predictor.load(args.model, second_look=not args.network_alone)
     _, test_split = data.load_mnist(args.data_path)
     x, y = data.subset(test_split, args.test_subset)
     result = evaluate(predictor, data.to_float_images(x)[..., 0], y)
