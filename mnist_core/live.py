@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import keras
 import numpy as np
 
-from mnist_core.predict import Predictor
+from mnist_core.predict import Looks, Predictor
 from mnist_core.spec import build_network
 
 PUBLISH_EVERY = 200  # batches between publications, besides the start and every epoch's end
@@ -114,6 +114,9 @@ class LiveModel:
                 self.published = latest
             return self.published
 
-    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+    def look(self, x: np.ndarray) -> Looks:
         with self._lock:
-            return self._predictor.predict_proba(x)
+            return self._predictor.look(x)
+
+    def predict_proba(self, x: np.ndarray) -> np.ndarray:
+        return self.look(x).answer

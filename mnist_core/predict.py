@@ -4,6 +4,7 @@ digits the network is unsure of."""
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 
 import keras
 import numpy as np
@@ -23,8 +24,17 @@ SECOND_LOOK_BELOW = 0.99
 SECOND_LOOK_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # (rows, columns): down, up, right, left
 
 
+@dataclass(frozen=True)
+class Looks:
+    """Predictor.look()'s result for N images."""
+
+    first: np.ndarray  # (N, 10) probabilities, the network's first look
+    answer: np.ndarray  # (N, 10) probabilities, the answer: the first look, or the mean of five where unsure
+    looked_again: np.ndarray  # (N,) bool: looked at again, moved a pixel each way
+
+
 class Predictor:
-    """Holds a model; predict_proba() takes one (28, 28) image or a batch (N, 28, 28) in [0, 1].
+    """Holds a model; predict_proba() and look() take one (28, 28) image or a batch (N, 28, 28) in [0, 1].
 
     With `second_look` (the studio's way of answering) unsure digits are read again shifted; without it the answer
     is the network's own, as an exported model gives it.
@@ -55,14 +65,15 @@ class Predictor:
             return self._shifted_one(tf.constant(batch)).numpy()
         return self._many(tf.constant(batch)).numpy()
 
-    def _proba(self, batch: np.ndarray) -> np.ndarray:
-        proba = self._network_proba(batch)
-        unsure = np.flatnonzero(proba.max(axis=1) < SECOND_LOOK_BELOW) if self.second_look else []
-        if len(unsure):
-            copies = shifted_copies(batch[unsure])  # (shifts, unsure, 28, 28, 1)
-            looks = self._network_proba(copies.reshape(-1, *INPUT_SHAPE)).reshape(*copies.shape[:2], NUM_CLASSES)
-            proba[unsure] = (proba[unsure] + looks.sum(axis=0)) / (1 + len(copies))
-        return proba
+    def _look(self, batch: np.ndarray) -> Looks:
+        first = self._network_proba(batch)
+        looked_again = (first.max(axis=1) < SECOND_LOOK_BELOW) & self.second_look
+        answer = first.copy()
+        if looked_again.any():
+            copies = shifted_copies(batch[looked_again])  # (shifts, unsure, 28, 28, 1)
+            moved = self._network_proba(copies.reshape(-1, *INPUT_SHAPE)).reshape(*copies.shape[:2], NUM_CLASSES)
+            answer[looked_again] = (first[looked_again] + moved.sum(axis=0)) / (1 + len(copies))
+        return Looks(first, answer, looked_again)
 
     def warm_up(self) -> None:
         """Compile the paths a drawing takes, so the first drawing (and the first unsure one) waits for none."""
@@ -74,14 +85,20 @@ class Predictor:
         """From a .keras file; None is the project's shipped default model."""
         return cls(load_model(path), second_look)
 
-    def predict_proba(self, x: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
-        """Probabilities (N, 10), rows summing to 1."""
+    def look(self, x: np.ndarray, batch_size: int = BATCH) -> Looks:
+        """The network's first look at each image, the answer, and which images it looked at again."""
         batch = as_batch(x)
-        if len(batch) == 0:
-            return np.zeros((0, NUM_CLASSES), np.float32)  # TensorFlow's convolutions reject an empty batch
-        if len(batch) <= batch_size:
-            return self._proba(batch)
-        return np.concatenate([self._proba(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)])
+        if len(batch) == 0:  # TensorFlow's convolutions reject an empty batch
+            none = np.zeros((0, NUM_CLASSES), np.float32)
+            return Looks(none, none, np.zeros(0, bool))
+        parts = [self._look(batch[i:i + batch_size]) for i in range(0, len(batch), batch_size)]
+        if len(parts) == 1:
+            return parts[0]
+        return Looks(*map(np.concatenate, zip(*((p.first, p.answer, p.looked_again) for p in parts))))
+
+    def predict_proba(self, x: np.ndarray, batch_size: int = BATCH) -> np.ndarray:
+        """Probabilities (N, 10), rows summing to 1: the answers."""
+        return self.look(x, batch_size).answer
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """The most probable digit for each image, shape (N,)."""

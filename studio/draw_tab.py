@@ -12,7 +12,7 @@ from PIL import Image
 from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
 from mnist_core.digits_db import Reading, encode_png, keepable
 from mnist_core.live import LiveModel
-from mnist_core.predict import Predictor
+from mnist_core.predict import SECOND_LOOK_SHIFTS, Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
 from studio import charts, draw_canvas, guard, polling, resources
 
@@ -232,18 +232,23 @@ def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, head
         return None
     started = time.perf_counter()
     try:
-        proba = predictor.predict_proba(x)[0]
+        looks = predictor.look(x)
     except Exception as exc:
         st.error(f"The model could not read this image: {guard.public(exc)}")
         return None
     ms = (time.perf_counter() - started) * 1000
+    proba = looks.answer[0]
     digit = int(np.argmax(proba))
     st.markdown(f"### {heading}: {digit}")
     st.markdown(f"{proba[digit]:.1%} sure")
     bars, seen = st.columns([3, 1], vertical_alignment="center")
     bars.vega_lite_chart(charts.probability_spec(proba), width="stretch")
     seen.image(charts.upscale(x), caption="What the model sees (28×28)", width="stretch")
-    st.caption(f"{caption} · answered in {ms:.0f} ms")
+    first = looks.first[0]
+    again = (f" · unsure at first ({first.max():.0%} for {int(first.argmax())}), so it looked again with the drawing "
+             f"moved a pixel each way: the bars are the mean of {1 + len(SECOND_LOOK_SHIFTS)} readings"
+             if looks.looked_again[0] else "")
+    st.caption(f"{caption} · answered in {ms:.0f} ms{again}")
     return digit, float(proba[digit])
 
 

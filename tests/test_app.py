@@ -19,7 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import pendigits
-from mnist_core.canvas import DEFAULT_STROKE_WIDTH, draw_strokes
+from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH, draw_strokes
 from mnist_core.digits_db import DigitStore
 from mnist_core.evaluate import evaluate
 from mnist_core.gpu import configure_gpu
@@ -711,3 +711,25 @@ def test_bad_uploads_show_a_clear_message(active, kind, name, message):
     shown = [e.value for e in at.error] + [w.value for w in at.warning]
     assert any(name in s and message in s for s in shown), shown
     assert not [m for m in all_markdown(at) if m.startswith("### ")]
+
+
+
+def test_a_drawing_the_model_is_unsure_of_says_it_was_looked_at_again(active, saved_model, mnist):
+    (_, _), (x_test, _) = mnist
+    big = np.kron(x_test[0], np.ones((8, 8), np.uint8))  # the first test digit, a clear 7, drawn 224 px tall
+    seven = np.zeros((CANVAS_PX, CANVAS_PX, 4), np.uint8)
+    seven[28:252, 28:252] = big[..., None]  # white ink, opaque where drawn
+    predictor = Predictor.load(saved_model)
+    at = run_app()
+    looked_again = []
+    for drawing in (seven, ONE):
+        canvas_sends(at, drawing)
+        assert not at.exception
+        looks = predictor.look(preprocess_drawing(drawing))
+        looked_again.append(bool(looks.looked_again[0]))
+        said = [c.value for c in at.caption if "unsure at first" in c.value]
+        first = looks.first[0]
+        expected = (f"unsure at first ({first.max():.0%} for {first.argmax()}), so it looked again with the drawing "
+                    "moved a pixel each way: the bars are the mean of 5 readings")
+        assert [c.split(" · ")[-1] for c in said] == ([expected] if looked_again[-1] else []), said
+    assert looked_again == [False, True]  # the tiny model is sure of the 7, not of the drawn 1

@@ -78,6 +78,19 @@ def test_an_unsure_digit_is_read_again_shifted_a_pixel_each_way(predictor, train
     np.testing.assert_allclose(one, p[:5], rtol=0, atol=1e-6)
 
 
+def test_look_tells_the_first_look_from_the_answer(predictor, network_alone, images):
+    looks = predictor.look(images, batch_size=64)  # several batches, joined
+    np.testing.assert_allclose(looks.first, network_alone.predict_proba(images), rtol=0, atol=1e-6)
+    np.testing.assert_allclose(looks.answer, predictor.predict_proba(images), rtol=0, atol=1e-6)
+    np.testing.assert_array_equal(looks.looked_again, looks.first.max(axis=1) < SECOND_LOOK_BELOW)
+    assert 0 < looks.looked_again.sum() < len(images)
+    np.testing.assert_array_equal(looks.first[~looks.looked_again], looks.answer[~looks.looked_again])
+    alone = network_alone.look(images)
+    assert not alone.looked_again.any() and np.array_equal(alone.first, alone.answer)
+    empty = predictor.look(np.zeros((0, 28, 28), np.float32))
+    assert empty.first.shape == empty.answer.shape == (0, 10) and empty.looked_again.shape == (0,)
+
+
 def test_shifted_copies_move_each_image_one_pixel_and_drop_what_leaves_the_frame():
     image = np.zeros((1, 28, 28, 1), np.float32)
     image[0, 5, 9] = 1.0
