@@ -713,7 +713,6 @@ def test_bad_uploads_show_a_clear_message(active, kind, name, message):
     assert not [m for m in all_markdown(at) if m.startswith("### ")]
 
 
-
 def test_a_drawing_the_model_is_unsure_of_says_it_was_looked_at_again(active, saved_model, mnist):
     (_, _), (x_test, _) = mnist
     big = np.kron(x_test[0], np.ones((8, 8), np.uint8))  # the first test digit, a clear 7, drawn 224 px tall
