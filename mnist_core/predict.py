@@ -22,6 +22,7 @@ BATCH = 256
 # measured in docs/handwriting.md.
 SECOND_LOOK_BELOW = 0.99
 SECOND_LOOK_SHIFTS = ((1, 0), (-1, 0), (0, 1), (0, -1))  # (rows, columns): down, up, right, left
+SECOND_LOOK_READINGS = 1 + len(SECOND_LOOK_SHIFTS)  # the first reading and one per shift, averaged
 
 
 @dataclass(frozen=True)
@@ -29,7 +30,7 @@ class Looks:
     """Predictor.look()'s result for N images."""
 
     first: np.ndarray  # (N, 10) probabilities, the network's first look
-    answer: np.ndarray  # (N, 10) probabilities, the answer: the first look, or the mean of five where unsure
+    answer: np.ndarray  # (N, 10) probabilities, the answer: the first look, or the readings' mean where unsure
     looked_again: np.ndarray  # (N,) bool: looked at again, moved a pixel each way
 
 
@@ -72,7 +73,7 @@ class Predictor:
         if looked_again.any():
             copies = shifted_copies(batch[looked_again])  # (shifts, unsure, 28, 28, 1)
             moved = self._network_proba(copies.reshape(-1, *INPUT_SHAPE)).reshape(*copies.shape[:2], NUM_CLASSES)
-            answer[looked_again] = (first[looked_again] + moved.sum(axis=0)) / (1 + len(copies))
+            answer[looked_again] = (first[looked_again] + moved.sum(axis=0)) / SECOND_LOOK_READINGS
         return Looks(first, answer, looked_again)
 
     def warm_up(self) -> None:

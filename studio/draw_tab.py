@@ -12,7 +12,7 @@ from PIL import Image
 from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH
 from mnist_core.digits_db import Reading, encode_png, keepable
 from mnist_core.live import LiveModel
-from mnist_core.predict import SECOND_LOOK_SHIFTS, Predictor
+from mnist_core.predict import SECOND_LOOK_READINGS, Predictor
 from mnist_core.preprocess import ImageUploadError, load_upload, preprocess_drawing, preprocess_image
 from studio import charts, draw_canvas, guard, polling, resources
 
@@ -246,7 +246,7 @@ def show_prediction(x: np.ndarray, predictor: Predictor | LiveModel | None, head
     seen.image(charts.upscale(x), caption="What the model sees (28×28)", width="stretch")
     first = looks.first[0]
     again = (f" · unsure at first ({first.max():.0%} for {int(first.argmax())}), so it looked again with the drawing "
-             f"moved a pixel each way: the bars are the mean of {1 + len(SECOND_LOOK_SHIFTS)} readings"
+             f"moved a pixel each way: the bars are the mean of {SECOND_LOOK_READINGS} readings"
              if looks.looked_again[0] else "")
     st.caption(f"{caption} · answered in {ms:.0f} ms{again}")
     return digit, float(proba[digit])

@@ -7,7 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from mnist_core.evaluate import Evaluation
-from mnist_core.predict import SECOND_LOOK_BELOW
+from mnist_core.predict import SECOND_LOOK_BELOW, SECOND_LOOK_READINGS
 from studio import charts, resources
 from studio.paging import pager
 
@@ -67,8 +67,9 @@ def render() -> None:
     m1, m2, m3 = st.columns(3)
     m1.metric("Test accuracy", f"{ev.accuracy:.2%}",
               help=f"A digit the network is less than {SECOND_LOOK_BELOW:.0%} sure of is read again, moved one pixel "
-                   "each way, and the five readings are averaged. The runs and the sidebar give the network's own "
-                   "accuracy from training, without this second look, so this one can be a little higher.")
+                   f"each way, and the {SECOND_LOOK_READINGS} readings are averaged. The runs and the sidebar give the "
+                   "network's own accuracy from training, without this second look, so this one can be a little "
+                   "higher.")
     m2.metric("Mistakes", f"{wrong:,} of {len(ev.labels):,}")
     hardest = int(np.nanargmin(ev.recall))
     m3.metric("Hardest digit", str(hardest), f"{ev.recall[hardest]:.2%} recognised", delta_color="off",
