@@ -22,10 +22,9 @@ from mnist_core import data, evalsets, handwriting, pendigits
 from mnist_core.benchmark_pen import FOLD_DIR, benchmark_pen, pen_table
 from mnist_core.benchmark_writers import benchmark_writers, writers_table
 from mnist_core.canvas import CANVAS_PX
-from mnist_core.evaluate import evaluate
 from mnist_core.model import PRESETS, build_model, compile_model
 from mnist_core.precision import resolve_precision
-from mnist_core.predict import BATCH, SECOND_LOOK_BELOW, SECOND_LOOK_SHIFTS, Predictor
+from mnist_core.predict import BATCH, SECOND_LOOK_READINGS, Predictor
 from mnist_core.preprocess import preprocess_drawing
 from mnist_core.store import read_info
 from mnist_core.live import WeightBoard, WeightPublisher
@@ -146,7 +145,7 @@ def benchmark_inference(model_path=None, quick: bool = False) -> list[tuple[str,
     (_, _), (x_test, _) = data.load_mnist()
     images = data.to_float_images(x_test[:1000] if quick else x_test)[..., 0]
     one = images[:1]  # a clear 7
-    unsure = images[alone.predict_proba(images).max(axis=1) < SECOND_LOOK_BELOW]
+    unsure = images[predictor.look(images).looked_again]
     stream = itertools.cycle(images)
     canvas = np.zeros((CANVAS_PX, CANVAS_PX, 4), np.uint8)
     big = np.kron(x_test[0], np.ones((8, 8), np.uint8))  # the first test digit drawn 224 px tall
@@ -162,7 +161,7 @@ def benchmark_inference(model_path=None, quick: bool = False) -> list[tuple[str,
     rows = [
         ("Predictor.predict_proba, one image the network is sure of",
          *_percentiles(lambda: predictor.predict_proba(one), repeats)),
-        (f"Predictor.predict_proba, one image it is unsure of (read again: {1 + len(SECOND_LOOK_SHIFTS)} readings)",
+        (f"Predictor.predict_proba, one image it is unsure of (read again: {SECOND_LOOK_READINGS} readings)",
          *_percentiles(lambda: predictor.predict_proba(unsure[:1]), repeats)),
         (f"Predictor.predict_proba, one test digit after another ({len(unsure) / len(images):.1%} read again)",
          *_percentiles(lambda: predictor.predict_proba(next(stream)), 5 * repeats)),
@@ -226,8 +225,8 @@ def benchmark_handwriting(models: list[str | None], root=None, quick: bool = Fal
     for path in models:
         predictor = Predictor.load(path)
         label = "shipped" if path is None else str(path)
-        mnist[label] = (*(evaluate(p, data.to_float_images(x_test)[..., 0], y_test).accuracy
-                          for p in (predictor, Predictor(predictor.model, second_look=False))), len(y_test))
+        looks = predictor.look(data.to_float_images(x_test)[..., 0])  # the answers and the network's own
+        mnist[label] = (*(float((p.argmax(axis=1) == y_test).mean()) for p in (looks.answer, looks.first)), len(y_test))
         for d in unseen[path]:
             read = {w: predictor.predict(drawn[d.name, w]) for w in handwriting.WAYS}
             default, random = (float((read[w] == d.labels).mean()) for w in handwriting.WAYS)
