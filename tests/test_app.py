@@ -19,7 +19,7 @@ from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from mnist_core import pendigits
-from mnist_core.canvas import CANVAS_PX, DEFAULT_STROKE_WIDTH, draw_strokes
+from mnist_core.canvas import DEFAULT_STROKE_WIDTH, draw_bitmap, draw_strokes
 from mnist_core.digits_db import DigitStore
 from mnist_core.evaluate import evaluate
 from mnist_core.gpu import configure_gpu
@@ -715,9 +715,7 @@ def test_bad_uploads_show_a_clear_message(active, kind, name, message):
 
 def test_a_drawing_the_model_is_unsure_of_says_it_was_looked_at_again(active, saved_model, mnist):
     (_, _), (x_test, _) = mnist
-    big = np.kron(x_test[0], np.ones((8, 8), np.uint8))  # the first test digit, a clear 7, drawn 224 px tall
-    seven = np.zeros((CANVAS_PX, CANVAS_PX, 4), np.uint8)
-    seven[28:252, 28:252] = big[..., None]  # white ink, opaque where drawn
+    seven = draw_bitmap(x_test[0], 200)  # the first test digit, a clear 7, 200 px tall on the canvas
     predictor = Predictor.load(saved_model)
     at = run_app()
     looked_again = []
